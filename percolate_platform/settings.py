@@ -1,0 +1,190 @@
+"""Settings, read from the environment through django-environ.
+
+With no environment at all the embedded default runs: SQLite, a local directory as the object store, Celery in eager
+mode and a local-memory cache. `DATABASE_URL`, `REDIS_URL` and `S3_ENDPOINT_URL` switch to PostgreSQL, Redis and S3.
+Any variable can also be given as `NAME_FILE` (a path whose content is the value), which suits Kubernetes secret
+volumes.
+"""
+
+from pathlib import Path
+
+import environ
+
+from percolate_platform.master_key import load_master_key
+from percolate_platform.tier_policy import load_tier_policy
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.FileAwareEnv()
+VAR_DIR = Path(env.str("PERCOLATE_VAR_DIR", default=str(BASE_DIR / "var")))
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="" if not DEBUG else "dev-only-insecure-key-" + "x" * 40)
+if not SECRET_KEY:
+    raise environ.ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "channels",
+    "accounts",
+    "tenants",
+    "billing",
+    "archival",
+    "gateway",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "percolate_platform.urls"
+WSGI_APPLICATION = "percolate_platform.wsgi.application"
+ASGI_APPLICATION = "percolate_platform.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'platform.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Object store: a local directory by default, S3 (django-storages + boto3) when S3_ENDPOINT_URL is set.
+S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")
+OBJECT_STORE_ROOT = Path(env.str("OBJECT_STORE_ROOT", default=str(VAR_DIR / "objects")))
+if S3_ENDPOINT_URL:
+    OBJECT_STORE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "endpoint_url": S3_ENDPOINT_URL,
+            "bucket_name": env.str("S3_BUCKET", default="percolate"),
+            "access_key": env.str("S3_ACCESS_KEY_ID", default="percolate"),
+            "secret_key": env.str("S3_SECRET_ACCESS_KEY", default="percolate"),
+            "region_name": env.str("S3_REGION", default="us-east-1"),
+            "file_overwrite": True,
+            "default_acl": None,
+            "addressing_style": "path",
+            "signature_version": "s3v4",
+        },
+    }
+else:
+    OBJECT_STORE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(OBJECT_STORE_ROOT)},
+    }
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "objects": OBJECT_STORE,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+TENANT_DATA_ROOT = Path(env.str("TENANT_DATA_ROOT", default=str(VAR_DIR / "tenant-data")))
+
+# Celery: Redis as broker when REDIS_URL is set, otherwise tasks run eagerly in-process.
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.api_auth.ServiceTokenAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["tenants.api_auth.IsStaffUser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "tenants.api_pagination.CreatedCursorPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "tenants.api_errors.json_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Percolate Platform API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Shared credential for tier pods and the gateway calling the internal API (Bearer token).
+PLATFORM_SERVICE_TOKEN = env.str("PLATFORM_SERVICE_TOKEN", default="dev-service-token" if DEBUG else "")
+if not PLATFORM_SERVICE_TOKEN or len(PLATFORM_SERVICE_TOKEN) < 16:
+    raise environ.ImproperlyConfigured("PLATFORM_SERVICE_TOKEN must be set (16 characters or more)")
+
+# Per-tenant data keys are stored only wrapped by this key (32 bytes, base64 or hex).
+PLATFORM_MASTER_KEY = load_master_key(env.str("PLATFORM_MASTER_KEY", default=""), VAR_DIR, allow_local=DEBUG)
+
+TIER_POLICY = load_tier_policy(env.json("TIER_POLICY_JSON", default={}))
+ARCHIVE_COLD_AFTER_DAYS = env.int("ARCHIVE_COLD_AFTER_DAYS", default=60)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,0 +1,58 @@
+"""Validation of a device's public keys: Ed25519 for signing, X25519 for encryption, nothing else.
+
+Keys arrive as 32 raw bytes in base64/base64url (padded or not) or as a PEM SubjectPublicKeyInfo block, and are
+stored as unpadded base64url of the raw bytes.
+"""
+
+import base64
+import binascii
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+RAW_KEY_BYTES = 32
+PublicKey = Ed25519PublicKey | X25519PublicKey
+
+
+def _decode_raw(text: str) -> bytes:
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        raw = base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not PEM and not base64") from exc
+    if len(raw) != RAW_KEY_BYTES:
+        raise ValueError(f"must be {RAW_KEY_BYTES} raw bytes, got {len(raw)}")
+    return raw
+
+
+def _normalize(text: object, key_class: type[PublicKey], name: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"not an {name} public key: empty")
+    text = text.strip()
+    try:
+        if text.startswith("-----BEGIN"):
+            key = serialization.load_pem_public_key(text.encode())
+            if not isinstance(key, key_class):
+                raise ValueError(f"PEM holds a {type(key).__name__}")
+        else:
+            key = key_class.from_public_bytes(_decode_raw(text))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not an {name} public key: {exc}") from exc
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def normalize_signing_key(text: object) -> str:
+    """The Ed25519 key as unpadded base64url; ValueError for anything that is not one."""
+    return _normalize(text, Ed25519PublicKey, "Ed25519")
+
+
+def normalize_encryption_key(text: object) -> str:
+    """The X25519 key as unpadded base64url; ValueError for anything that is not one."""
+    return _normalize(text, X25519PublicKey, "X25519")
+
+
+def signing_public_key(stored: str) -> Ed25519PublicKey:
+    """The verifier for a stored (normalised) signing key."""
+    return Ed25519PublicKey.from_public_bytes(_decode_raw(stored))

@@ -1,0 +1,59 @@
+"""Per-tenant 256-bit data keys, stored only wrapped (RFC 3394 AES key wrap) by the platform master key."""
+
+import hashlib
+import secrets
+import uuid
+
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from tenants.errors import Conflict, NotFound
+from tenants.models import Tenant, TenantKey
+
+DATA_KEY_BYTES = 32
+
+
+def master_key_id(master_key: bytes | None = None) -> str:
+    """A fingerprint naming the master key, so rows wrapped by another master key are recognised."""
+    return hashlib.sha256(master_key or settings.PLATFORM_MASTER_KEY).hexdigest()[:16]
+
+
+def tenant_key_create(*, tenant: Tenant) -> TenantKey:
+    """A fresh data key for the tenant; the caller holds the transaction and retires the previous key first."""
+    data_key = secrets.token_bytes(DATA_KEY_BYTES)
+    return TenantKey.objects.create(
+        tenant=tenant,
+        key_id=f"tk-{secrets.token_hex(12)}",
+        wrapped_key=aes_key_wrap(settings.PLATFORM_MASTER_KEY, data_key),
+        master_key_id=master_key_id(),
+    )
+
+
+@transaction.atomic
+def tenant_key_rotate(*, tenant_id: uuid.UUID) -> TenantKey:
+    """Retire the active key (old objects still open by their key id) and make a new one for new objects."""
+    tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
+    TenantKey.objects.filter(tenant=tenant, retired_at__isnull=True).update(retired_at=timezone.now())
+    return tenant_key_create(tenant=tenant)
+
+
+def tenant_data_key(*, tenant_id: uuid.UUID, key_id: str | None = None) -> tuple[str, bytes]:
+    """(key id, raw data key): the named key, or the active one (created on first use for bulk-seeded tenants)."""
+    keys = TenantKey.objects.filter(tenant_id=tenant_id)
+    row = keys.filter(key_id=key_id).first() if key_id else keys.filter(retired_at__isnull=True).first()
+    if row is None and key_id is None:
+        with transaction.atomic():
+            tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
+            if tenant is None:
+                raise NotFound(f"tenant {tenant_id} does not exist")
+            row = keys.filter(retired_at__isnull=True).first() or tenant_key_create(tenant=tenant)
+    if row is None:
+        raise NotFound(f"tenant {tenant_id} has no key {key_id}")
+    if row.master_key_id != master_key_id():
+        raise Conflict(f"key {row.key_id} was wrapped by master key {row.master_key_id}, not the configured one")
+    try:
+        return row.key_id, aes_key_unwrap(settings.PLATFORM_MASTER_KEY, bytes(row.wrapped_key))
+    except InvalidUnwrap as exc:
+        raise Conflict(f"key {row.key_id} does not unwrap with the configured master key") from exc

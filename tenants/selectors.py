@@ -1,0 +1,53 @@
+"""Reads: the gateway's tier lookup, the cold-tenant sweep, and summaries for operators."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from tenants.models import State, Tenant, TenantState
+
+
+@dataclass(frozen=True)
+class TenantRoute:
+    tenant_id: uuid.UUID
+    tier: str
+    status: str
+    security_mode: str
+    state: str
+    generation: int
+    pod_id: str | None
+
+
+_ROUTE_FIELDS = ("id", "tier", "status", "security_mode", "state__state", "state__generation", "state__pod_id")
+
+
+def tenant_route(*, tenant_id: uuid.UUID | str) -> TenantRoute | None:
+    """Tier, status, state and generation for one tenant in one indexed query; None if unknown."""
+    try:
+        row = Tenant.objects.filter(pk=tenant_id).values_list(*_ROUTE_FIELDS).first()
+    except (ValueError, TypeError):
+        return None
+    if row is None:
+        return None
+    tid, tier, status, mode, state, generation, pod_id = row
+    return TenantRoute(tid, tier, status, mode, state or State.COLD, generation or 1, pod_id)
+
+
+def cold_tenants_idle(*, idle_days: int, limit: int | None = None, now: datetime | None = None) -> QuerySet[TenantState]:
+    """Cold tenants whose last access is older than `idle_days`, longest idle first (uses idx_tenant_states_idle)."""
+    cutoff = (now or timezone.now()) - timedelta(days=idle_days)
+    qs = TenantState.objects.filter(state=State.COLD, last_access_at__lt=cutoff).order_by("last_access_at")
+    return qs[:limit] if limit is not None else qs
+
+
+def tenant_counts() -> dict[str, list[tuple[str, str, int]]]:
+    """Tenants by tier and status, and by tier and state: what `platform_status` prints."""
+    by_status = Tenant.objects.values_list("tier", "status").annotate(n=Count("id")).order_by("tier", "status")
+    by_state = (
+        TenantState.objects.values_list("tenant__tier", "state").annotate(n=Count("tenant_id"))
+        .order_by("tenant__tier", "state")
+    )
+    return {"status": list(by_status), "state": list(by_state)}
