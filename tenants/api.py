@@ -1,5 +1,7 @@
 """REST API: staff endpoints for tenants and devices, and the internal endpoint tier pods report state to."""
 
+import base64
+import uuid
 from typing import Any
 
 from django.db.models import QuerySet
@@ -13,8 +15,19 @@ from rest_framework.views import APIView
 from tenants.api_auth import IsService
 from tenants.audit import Actor
 from tenants.device_services import device_register, device_revoke
-from tenants.models import Device, Tenant
-from tenants.serializers import DeviceIn, DeviceOut, ReasonIn, StateReportIn, TenantIn, TenantOut, TenantStateOut
+from tenants.errors import Conflict, NotFound
+from tenants.keys import tenant_data_key
+from tenants.models import Device, SecurityMode, Tenant
+from tenants.serializers import (
+    DeviceIn,
+    DeviceOut,
+    ReasonIn,
+    StateReportIn,
+    TenantIn,
+    TenantKeyOut,
+    TenantOut,
+    TenantStateOut,
+)
 from tenants.services import tenant_provision, tenant_reactivate, tenant_state_transition, tenant_suspend
 
 
@@ -84,3 +97,27 @@ class TenantStateReportView(APIView):
             actor=Actor.from_request(request),
         )
         return Response(TenantStateOut(state).data)
+
+
+class TenantKeyView(APIView):
+    """A tier pod fetches a loaded tenant's data key here (node_based tenants only; never logged, never cached)."""
+
+    permission_classes = [IsService]
+
+    @extend_schema(responses=TenantKeyOut)
+    def get(self, request: Request, tenant_id: str) -> Response:
+        tenant = Tenant.objects.filter(pk=tenant_id).only("security_mode").first() if _is_uuid(tenant_id) else None
+        if tenant is None:
+            raise NotFound(f"tenant {tenant_id} does not exist")
+        if tenant.security_mode != SecurityMode.NODE_BASED:
+            raise Conflict("mobile_only tenants have no key the platform hands out")
+        key_id, key = tenant_data_key(tenant_id=tenant.pk, key_id=request.query_params.get("key_id") or None)
+        return Response({"key_id": key_id, "key": base64.b64encode(key).decode()}, headers={"Cache-Control": "no-store"})
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -48,3 +48,8 @@ class StateReportIn(serializers.Serializer):
     state = serializers.CharField(max_length=10)
     generation = serializers.IntegerField(min_value=1)
     pod_id = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
+
+
+class TenantKeyOut(serializers.Serializer):
+    key_id = serializers.CharField()
+    key = serializers.CharField(help_text="base64 of the 32-byte data key")
