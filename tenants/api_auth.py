@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
@@ -55,3 +56,13 @@ class IsService(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return isinstance(request.user, ServicePrincipal)
+
+
+class ServiceTokenScheme(OpenApiAuthenticationExtension):
+    """Documents the service credential in the OpenAPI schema."""
+
+    target_class = ServiceTokenAuthentication
+    name = "ServiceToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Service <token>"}

@@ -181,10 +181,15 @@ class TenantMetric(models.Model):
             models.Index(fields=["metric_name"], name="idx_tenant_metrics_name"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.metric_name}={self.metric_value}"
+
 
 class AuditLog(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_entries", db_index=False)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_entries", db_index=False
+    )
     user_id = models.UUIDField(null=True, blank=True)
     actor = models.CharField(max_length=255, help_text="who: user:<username>, service:<name>, task:<name>, cli:<user>")
     action = models.CharField(max_length=100)
