@@ -4,6 +4,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
@@ -28,7 +29,7 @@ def tenant_route(*, tenant_id: uuid.UUID | str) -> TenantRoute | None:
     """Tier, status, state and generation for one tenant in one indexed query; None if unknown."""
     try:
         row = Tenant.objects.filter(pk=tenant_id).values_list(*_ROUTE_FIELDS).first()
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, ValidationError):  # not a UUID at all
         return None
     if row is None:
         return None
@@ -36,7 +37,9 @@ def tenant_route(*, tenant_id: uuid.UUID | str) -> TenantRoute | None:
     return TenantRoute(tid, tier, status, mode, state or State.COLD, generation or 1, pod_id)
 
 
-def cold_tenants_idle(*, idle_days: int, limit: int | None = None, now: datetime | None = None) -> QuerySet[TenantState]:
+def cold_tenants_idle(
+    *, idle_days: int, limit: int | None = None, now: datetime | None = None
+) -> QuerySet[TenantState]:
     """Cold tenants whose last access is older than `idle_days`, longest idle first (uses idx_tenant_states_idle)."""
     cutoff = (now or timezone.now()) - timedelta(days=idle_days)
     qs = TenantState.objects.filter(state=State.COLD, last_access_at__lt=cutoff).order_by("last_access_at")
@@ -47,7 +50,29 @@ def tenant_counts() -> dict[str, list[tuple[str, str, int]]]:
     """Tenants by tier and status, and by tier and state: what `platform_status` prints."""
     by_status = Tenant.objects.values_list("tier", "status").annotate(n=Count("id")).order_by("tier", "status")
     by_state = (
-        TenantState.objects.values_list("tenant__tier", "state").annotate(n=Count("tenant_id"))
+        TenantState.objects.values_list("tenant__tier", "state")
+        .annotate(n=Count("tenant_id"))
         .order_by("tenant__tier", "state")
     )
     return {"status": list(by_status), "state": list(by_state)}
+
+
+@dataclass(frozen=True)
+class DeviceKey:
+    device_id: uuid.UUID
+    tenant_id: uuid.UUID
+    public_key_signing: str
+    revoked: bool
+
+
+def device_key(*, device_id: uuid.UUID | str) -> DeviceKey | None:
+    """A device's signing key, tenant and revocation, for verifying its tokens; None if unknown."""
+    from tenants.models import Device
+
+    try:
+        row = Device.objects.filter(pk=device_id).values_list("tenant_id", "public_key_signing", "revoked_at").first()
+    except (ValueError, TypeError):
+        return None
+    if row is None:
+        return None
+    return DeviceKey(uuid.UUID(str(device_id)), row[0], row[1], row[2] is not None)

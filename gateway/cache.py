@@ -1,0 +1,76 @@
+"""A bounded in-process TTL cache with single-flight loading, for the gateway's per-request lookups.
+
+Concurrent misses for one key share one load; entries expire after `ttl` seconds and can be dropped at once by
+`invalidate` (driven by Redis pub/sub when a tenant or device changes). A `None` result is cached too (briefly), so a
+flood of requests for an unknown tenant does not become a flood of database queries.
+"""
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    def __init__(
+        self,
+        loader: Callable[[K], Awaitable[V]],
+        *,
+        ttl: float,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._loader = loader
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._inflight: dict[K, asyncio.Future[V]] = {}
+        self._generation: dict[K, int] = {}
+        self.hits = 0
+        self.misses = 0
+
+    async def get(self, key: K) -> V:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > self._clock():
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[1]
+        self.misses += 1
+        inflight = self._inflight.get(key)
+        if inflight is not None:
+            return await asyncio.shield(inflight)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        started_at = self._generation.get(key, 0)
+        try:
+            value = await self._loader(key)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        if self._generation.get(key, 0) == started_at:  # not invalidated while loading
+            self._store(key, value)
+        future.set_result(value)
+        return value
+
+    def _store(self, key: K, value: V) -> None:
+        self._entries[key] = (self._clock() + self._ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def invalidate(self, key: K) -> None:
+        self._entries.pop(key, None)
+        self._generation[key] = self._generation.get(key, 0) + 1
+        if len(self._generation) > self._max:
+            self._generation.clear()
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -1,0 +1,46 @@
+"""Tenant → pod by rendezvous (highest random weight) hashing, with temporary ejection of failing pods.
+
+Each pod scores every tenant with a keyed hash; the tenant goes to the highest-scoring pod that is not ejected. When a
+pod joins or leaves, only the tenants whose top choice changes move: about 1/n of them, and no others.
+"""
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+
+def _score(pod: str, tenant_id: str) -> int:
+    digest = hashlib.blake2b(f"{pod}\x00{tenant_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def ranked_pods(tenant_id: str, pods: Iterable[str]) -> list[str]:
+    """Every pod, best choice first, for this tenant."""
+    return sorted(pods, key=lambda pod: _score(pod, tenant_id), reverse=True)
+
+
+@dataclass
+class PodSet:
+    """The current pods of one tier and the ones ejected until a deadline after failing to connect."""
+
+    pods: Sequence[str] = ()
+    eject_seconds: float = 10.0
+    clock: Callable[[], float] = time.monotonic
+    _ejected_until: dict[str, float] = field(default_factory=dict)
+
+    def choose(self, tenant_id: str) -> tuple[str | None, int]:
+        """(pod, rank): the best pod not ejected and its rank in the tenant's preference (0 = first choice)."""
+        now = self.clock()
+        ranking = ranked_pods(tenant_id, self.pods)
+        for rank, pod in enumerate(ranking):
+            if self._ejected_until.get(pod, 0.0) <= now:
+                return pod, rank
+        return (ranking[0], 0) if ranking else (None, 0)  # everything ejected: try the first choice anyway
+
+    def eject(self, pod: str) -> None:
+        self._ejected_until[pod] = self.clock() + self.eject_seconds
+
+    def ejected(self) -> list[str]:
+        now = self.clock()
+        return [pod for pod, until in self._ejected_until.items() if until > now]

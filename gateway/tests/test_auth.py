@@ -1,0 +1,116 @@
+"""Outsider cases for gateway authentication, against real tenants and devices in PostgreSQL."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+
+import jwt
+import pytest
+from asgiref.sync import sync_to_async
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from django.conf import settings
+
+from gateway.auth import Caller, authenticate
+from gateway.tokens import AUDIENCE, TokenRejected, mint_platform_token, platform_private_key
+from tenants.device_services import device_register, device_revoke
+from tenants.models import Tenant
+from tenants.selectors import device_key, tenant_route
+from tenants.services import tenant_suspend
+
+pytestmark = pytest.mark.django_db(transaction=True)  # lookups run in another thread, as in the gateway
+
+
+def _device(tenant: Tenant, actor: object) -> tuple[uuid.UUID, Ed25519PrivateKey]:
+    import base64
+
+    private = Ed25519PrivateKey.generate()
+    enc = X25519PrivateKey.generate()
+
+    def b64(k: object) -> str:
+        raw = k.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)  # type: ignore[attr-defined]
+        return base64.urlsafe_b64encode(raw).decode()
+
+    device = device_register(
+        tenant_id=tenant.id,
+        device_name="phone",
+        platform="ios",
+        public_key_signing=b64(private),
+        public_key_encryption=b64(enc),
+        actor=actor,
+    )
+    return device.id, private
+
+
+def _device_token(device_id: uuid.UUID, private: Ed25519PrivateKey, tenant_id: uuid.UUID, **over: object) -> str:
+    now = int(time.time())
+    claims = {"sub": str(tenant_id), "aud": AUDIENCE, "iat": now, "exp": now + 300, **over}
+    return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": str(device_id)})
+
+
+def _auth(token: str | None, named: bytes | None = None) -> Caller:
+    async def devices(device_id: uuid.UUID):  # type: ignore[no-untyped-def]
+        return await sync_to_async(device_key)(device_id=device_id)
+
+    async def routes(tenant_id: uuid.UUID):  # type: ignore[no-untyped-def]
+        return await sync_to_async(tenant_route)(tenant_id=tenant_id)
+
+    header = [f"Bearer {token}".encode()] if token else []
+    return asyncio.run(
+        authenticate(
+            header,
+            named_tenant=named,
+            platform_key=platform_private_key(settings.PLATFORM_MASTER_KEY).public_key(),
+            device_keys=devices,
+            routes=routes,
+        )
+    )
+
+
+def _rejected(status: int, fn: Callable[[], object]) -> str:
+    with pytest.raises(TokenRejected) as info:
+        fn()
+    assert info.value.status == status
+    return info.value.message
+
+
+def test_device_and_platform_tokens_accepted(tenant: Tenant, actor: object) -> None:
+    device_id, private = _device(tenant, actor)
+    caller = _auth(_device_token(device_id, private, tenant.id))
+    assert caller.route.tenant_id == tenant.id and caller.claims.device_id == device_id
+    platform = mint_platform_token(master_key=settings.PLATFORM_MASTER_KEY, tenant_id=tenant.id)
+    assert _auth(platform, named=str(tenant.id).encode()).claims.kind == "platform"
+
+
+def test_no_token_malformed_and_expired_are_401(tenant: Tenant, actor: object) -> None:
+    device_id, private = _device(tenant, actor)
+    _rejected(401, lambda: _auth(None))
+    _rejected(401, lambda: _auth("garbage"))
+    expired = _device_token(device_id, private, tenant.id, iat=int(time.time()) - 4000, exp=int(time.time()) - 3000)
+    assert "expired" in _rejected(401, lambda: _auth(expired))
+    _rejected(401, lambda: _auth(_device_token(uuid.uuid4(), private, tenant.id)))  # unknown key
+
+
+def test_token_signed_by_another_key_is_401(tenant: Tenant, actor: object) -> None:
+    device_id, _ = _device(tenant, actor)
+    _rejected(401, lambda: _auth(_device_token(device_id, Ed25519PrivateKey.generate(), tenant.id)))
+
+
+def test_another_tenants_token_and_named_tenant_mismatch_are_403(make_tenant, actor) -> None:  # type: ignore[no-untyped-def]
+    owner, outsider = make_tenant(), make_tenant()
+    device_id, private = _device(owner, actor)
+    _rejected(403, lambda: _auth(_device_token(device_id, private, outsider.id)))
+    token = _device_token(device_id, private, owner.id)
+    _rejected(403, lambda: _auth(token, named=str(outsider.id).encode()))
+
+
+def test_suspended_tenant_and_revoked_device_are_403(tenant: Tenant, actor: object) -> None:
+    device_id, private = _device(tenant, actor)
+    token = _device_token(device_id, private, tenant.id)
+    device_revoke(device_id=device_id, actor=actor)
+    assert "revoked" in _rejected(403, lambda: _auth(token))
+    other_id, other_private = _device(tenant, actor)
+    tenant_suspend(tenant_id=tenant.id, actor=actor)
+    assert "suspended" in _rejected(403, lambda: _auth(_device_token(other_id, other_private, tenant.id)))
