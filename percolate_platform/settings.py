@@ -171,6 +171,23 @@ PLATFORM_MASTER_KEY = load_master_key(env.str("PLATFORM_MASTER_KEY", default="")
 TIER_POLICY = load_tier_policy(env.json("TIER_POLICY_JSON", default={}))
 ARCHIVE_COLD_AFTER_DAYS = env.int("ARCHIVE_COLD_AFTER_DAYS", default=60)
 
+# Gateway: tier pods (static list locally, headless Service DNS in Kubernetes), timeouts and limits.
+GATEWAY_TIER_PODS = {
+    tier: env.list(f"GATEWAY_PODS_{tier}", default=[f"127.0.0.1:{port}"])
+    for tier, port in (("A", 8101), ("B", 8102), ("C", 8103))
+}
+GATEWAY_TIER_DNS = {tier: env.str(f"GATEWAY_DNS_{tier}", default="") for tier in ("A", "B", "C")}
+GATEWAY_POD_PORT = env.int("GATEWAY_POD_PORT", default=8000)
+GATEWAY_ROUTE_TTL_SECONDS = env.float("GATEWAY_ROUTE_TTL_SECONDS", default=30.0)
+GATEWAY_EJECT_SECONDS = env.float("GATEWAY_EJECT_SECONDS", default=10.0)
+GATEWAY_CONNECT_TIMEOUT_SECONDS = env.float("GATEWAY_CONNECT_TIMEOUT_SECONDS", default=2.0)
+GATEWAY_RESPONSE_HEADER_TIMEOUT_SECONDS = env.float("GATEWAY_RESPONSE_HEADER_TIMEOUT_SECONDS", default=30.0)
+GATEWAY_IDLE_TIMEOUT_SECONDS = env.float("GATEWAY_IDLE_TIMEOUT_SECONDS", default=300.0)
+GATEWAY_BODY_READ_TIMEOUT_SECONDS = env.float("GATEWAY_BODY_READ_TIMEOUT_SECONDS", default=30.0)
+GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024)
+GATEWAY_MAX_HEADER_BYTES = env.int("GATEWAY_MAX_HEADER_BYTES", default=16 * 1024)
+GATEWAY_MAX_HEADER_COUNT = env.int("GATEWAY_MAX_HEADER_COUNT", default=100)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

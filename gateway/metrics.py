@@ -1,0 +1,27 @@
+"""The gateway's Prometheus metrics, in a registry of its own."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+registry = CollectorRegistry(auto_describe=True)
+
+requests_total = Counter(
+    "percolate_gateway_requests", "Requests by tier and status", ["tier", "status"], registry=registry
+)
+request_seconds = Histogram(
+    "percolate_gateway_request_duration_seconds",
+    "Time to response headers",
+    ["tier"],
+    registry=registry,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+upstream_errors = Counter("percolate_gateway_upstream_errors", "Upstream failures by kind", ["kind"], registry=registry)
+route_choices = Counter(
+    "percolate_gateway_routes", "Routing decisions (rank 0 = first choice)", ["tier", "choice"], registry=registry
+)
+cache_lookups = Counter(
+    "percolate_gateway_cache_lookups", "Route and key cache hits and misses", ["cache", "result"], registry=registry
+)
+rate_limited = Counter(
+    "percolate_gateway_rate_limited", "Requests refused by rate limits", ["tier", "reason"], registry=registry
+)
+open_streams = Gauge("percolate_gateway_open_streams", "Proxied requests in flight", registry=registry)

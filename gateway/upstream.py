@@ -1,0 +1,122 @@
+"""The proxy's I/O: one shared aiohttp connection pool, request bodies streamed up with a size cap and a read
+deadline, response bodies streamed down chunk by chunk (each `send` awaited, which is the backpressure), and the
+upstream released the moment the client goes away.
+
+Abort rule (as mitmproxy): an upstream that fails before response headers is a 502 (504 on timeout); after headers
+the client connection is closed, never a half-answer dressed as a whole one.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+
+from gateway.errors import Receive, Send
+
+
+class ClientGone(Exception):
+    """The client disconnected."""
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyTimeout(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 2.0
+    response_headers: float = 30.0
+    idle: float = 300.0  # between two reads of a streaming body; a healthy stream never waits this long
+    body_read: float = 30.0  # between two chunks of the client's request body
+
+
+def make_session(timeouts: Timeouts, *, limit: int = 1000) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, keepalive_timeout=30, enable_cleanup_closed=True)
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        timeout=aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_read=timeouts.idle),
+    )
+
+
+class RequestBody:
+    """The client's body, capped in size and read with a per-chunk deadline. The first bytes can be read ahead
+    (`prefix`) and pushed back, so a small body is sent whole and a big one streams."""
+
+    def __init__(self, receive: Receive, *, max_bytes: int, read_timeout: float) -> None:
+        self._receive = receive
+        self._max = max_bytes
+        self._timeout = read_timeout
+        self._pending = b""
+        self.finished = False
+        self.received = 0
+        self.error: Exception | None = None
+
+    async def _next_chunk(self) -> bytes:
+        try:
+            message = await asyncio.wait_for(self._receive(), self._timeout)
+        except TimeoutError as exc:
+            self.error = BodyTimeout()
+            raise self.error from exc
+        if message["type"] == "http.disconnect":
+            self.error = ClientGone()
+            raise self.error
+        chunk: bytes = message.get("body", b"")
+        self.received += len(chunk)
+        if self.received > self._max:
+            self.error = BodyTooLarge()
+            raise self.error
+        self.finished = not message.get("more_body", False)
+        return chunk
+
+    async def prefix(self, limit: int) -> AsyncIterator[bytes]:
+        size = 0
+        while not self.finished and size < limit:
+            chunk = await self._next_chunk()
+            size += len(chunk)
+            yield chunk
+
+    def push_back(self, data: bytes) -> None:
+        self._pending = data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._pending:
+            data, self._pending = self._pending, b""
+            yield data
+        while not self.finished:
+            chunk = await self._next_chunk()
+            if chunk:
+                yield chunk
+
+
+async def wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def stream_response(response: aiohttp.ClientResponse, send: Send, receive: Receive) -> bool:
+    """Copy the upstream body to the client; False if either side went away before the end."""
+    watcher = asyncio.ensure_future(wait_for_disconnect(receive))
+    try:
+        while True:
+            reader = asyncio.ensure_future(response.content.readany())
+            done, _ = await asyncio.wait({reader, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done:
+                reader.cancel()
+                return False
+            chunk = reader.result()
+            if not chunk:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return True
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return False
+    finally:
+        watcher.cancel()
+        response.release() if response.content.at_eof() else response.close()
