@@ -26,7 +26,9 @@ def actor() -> Actor:
 def make_tenant(db: None) -> Callable[..., Tenant]:
     def make(*, email: str | None = None, tier: str = "B", security_mode: str = "node_based") -> Tenant:
         return tenant_provision(
-            email=email or f"t-{uuid.uuid4().hex[:12]}@example.com", tier=tier, security_mode=security_mode,
+            email=email or f"t-{uuid.uuid4().hex[:12]}@example.com",
+            tier=tier,
+            security_mode=security_mode,
             actor=TEST_ACTOR,
         )
 

@@ -51,7 +51,9 @@ class ArchivalJob(models.Model):
                 condition=Q(data_size_mb__gte=0) | Q(data_size_mb__isnull=True), name="archival_jobs_size_non_negative"
             ),
             models.UniqueConstraint(
-                fields=["tenant"], condition=Q(status__in=ACTIVE_JOB_STATUSES), name="archival_jobs_one_active_per_tenant"
+                fields=["tenant"],
+                condition=Q(status__in=ACTIVE_JOB_STATUSES),
+                name="archival_jobs_one_active_per_tenant",
             ),
         ]
         indexes = [

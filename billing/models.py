@@ -38,7 +38,9 @@ class Subscription(models.Model):
     class Meta:
         db_table = "subscriptions"
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=SubscriptionStatus.values), name="subscriptions_valid_status"),
+            models.CheckConstraint(
+                condition=Q(status__in=SubscriptionStatus.values), name="subscriptions_valid_status"
+            ),
             models.CheckConstraint(condition=Q(tier__in=Tier.values), name="subscriptions_valid_tier"),
             models.CheckConstraint(
                 condition=Q(current_period_end__gte=models.F("current_period_start"))
@@ -65,7 +67,9 @@ class Subscription(models.Model):
 class BillingEvent(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Nullable (the spike has NOT NULL): an event is stored before its handler resolves the tenant.
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="billing_events", db_index=False)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="billing_events", db_index=False
+    )
     event_type = models.CharField(max_length=100)
     stripe_event_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     amount_cents = models.IntegerField(null=True, blank=True)

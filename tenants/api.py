@@ -93,7 +93,10 @@ class TenantStateReportView(APIView):
     def post(self, request: Request, tenant_id: str) -> Response:
         data = _valid(StateReportIn, request)
         state = tenant_state_transition(
-            tenant_id=tenant_id, to_state=data["state"], generation=data["generation"], pod_id=data["pod_id"],
+            tenant_id=tenant_id,
+            to_state=data["state"],
+            generation=data["generation"],
+            pod_id=data["pod_id"],
             actor=Actor.from_request(request),
         )
         return Response(TenantStateOut(state).data)
@@ -112,7 +115,9 @@ class TenantKeyView(APIView):
         if tenant.security_mode != SecurityMode.NODE_BASED:
             raise Conflict("mobile_only tenants have no key the platform hands out")
         key_id, key = tenant_data_key(tenant_id=tenant.pk, key_id=request.query_params.get("key_id") or None)
-        return Response({"key_id": key_id, "key": base64.b64encode(key).decode()}, headers={"Cache-Control": "no-store"})
+        return Response(
+            {"key_id": key_id, "key": base64.b64encode(key).decode()}, headers={"Cache-Control": "no-store"}
+        )
 
 
 def _is_uuid(value: str) -> bool:

@@ -16,9 +16,10 @@ PublicKey = Ed25519PublicKey | X25519PublicKey
 
 
 def _decode_raw(text: str) -> bytes:
-    padded = text + "=" * (-len(text) % 4)
+    standard = text.replace("-", "+").replace("_", "/")
     try:
-        raw = base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+        # validate=True: characters outside the alphabet are an error, not silently dropped.
+        raw = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError("not PEM and not base64") from exc
     if len(raw) != RAW_KEY_BYTES:

@@ -9,12 +9,18 @@ from django.utils import timezone
 from tenants.audit import Actor, audit_write
 from tenants.device_keys import normalize_encryption_key, normalize_signing_key
 from tenants.errors import Conflict, InvalidInput, NotFound
+from tenants.events import device_changed
 from tenants.models import Device, DevicePlatform, Tenant, TenantStatus
 
 
 def device_register(
-    *, tenant_id: uuid.UUID | str, device_name: object, platform: object, public_key_signing: object,
-    public_key_encryption: object, actor: Actor,
+    *,
+    tenant_id: uuid.UUID | str,
+    device_name: object,
+    platform: object,
+    public_key_signing: object,
+    public_key_encryption: object,
+    actor: Actor,
 ) -> Device:
     errors: dict[str, list[str]] = {}
     if not isinstance(device_name, str) or not device_name.strip() or len(device_name) > 255:
@@ -41,14 +47,24 @@ def device_register(
             if tenant.status != TenantStatus.ACTIVE:
                 raise Conflict(f"tenant {tenant.id} is {tenant.status}; devices can only be added to active tenants")
             device = Device.objects.create(
-                tenant=tenant, device_name=str(device_name).strip(), platform=str(platform),
-                public_key_signing=signing, public_key_encryption=encryption,
+                tenant=tenant,
+                device_name=str(device_name).strip(),
+                platform=str(platform),
+                public_key_signing=signing,
+                public_key_encryption=encryption,
             )
-            audit_write(actor=actor, action="device.registered", tenant=tenant, resource_type="device",
-                        resource_id=device.id, metadata={"device_name": device.device_name, "platform": platform})
+            audit_write(
+                actor=actor,
+                action="device.registered",
+                tenant=tenant,
+                resource_type="device",
+                resource_id=device.id,
+                metadata={"device_name": device.device_name, "platform": platform},
+            )
     except IntegrityError as exc:
-        raise Conflict("this signing key is already registered",
-                       fields={"public_key_signing": ["Already registered."]}) from exc
+        raise Conflict(
+            "this signing key is already registered", fields={"public_key_signing": ["Already registered."]}
+        ) from exc
     return device
 
 
@@ -61,6 +77,13 @@ def device_revoke(*, device_id: uuid.UUID | str, actor: Actor) -> Device:
         if device.revoked_at is None:
             device.revoked_at = timezone.now()
             device.save(update_fields=["revoked_at"])
-            audit_write(actor=actor, action="device.revoked", tenant=device.tenant, resource_type="device",
-                        resource_id=device.id, metadata={"device_name": device.device_name})
+            device_changed(device.id)
+            audit_write(
+                actor=actor,
+                action="device.revoked",
+                tenant=device.tenant,
+                resource_type="device",
+                resource_id=device.id,
+                metadata={"device_name": device.device_name},
+            )
     return device

@@ -6,6 +6,7 @@ import uuid
 
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -34,7 +35,10 @@ def tenant_key_create(*, tenant: Tenant) -> TenantKey:
 @transaction.atomic
 def tenant_key_rotate(*, tenant_id: uuid.UUID) -> TenantKey:
     """Retire the active key (old objects still open by their key id) and make a new one for new objects."""
-    tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
+    try:
+        tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
+    except (Tenant.DoesNotExist, ValidationError, ValueError) as exc:
+        raise NotFound(f"tenant {tenant_id} does not exist") from exc
     TenantKey.objects.filter(tenant=tenant, retired_at__isnull=True).update(retired_at=timezone.now())
     return tenant_key_create(tenant=tenant)
 

@@ -33,8 +33,17 @@ class ReasonIn(serializers.Serializer):
 class DeviceOut(serializers.ModelSerializer):
     class Meta:
         model = Device
-        fields = ["id", "tenant_id", "device_name", "platform", "public_key_signing", "public_key_encryption",
-                  "last_seen_at", "revoked_at", "created_at"]
+        fields = [
+            "id",
+            "tenant_id",
+            "device_name",
+            "platform",
+            "public_key_signing",
+            "public_key_encryption",
+            "last_seen_at",
+            "revoked_at",
+            "created_at",
+        ]
 
 
 class DeviceIn(serializers.Serializer):

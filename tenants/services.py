@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from tenants.audit import Actor, audit_write, changes
 from tenants.errors import Conflict, ForbiddenTransition, InvalidInput, NotFound, StaleGeneration
+from tenants.events import tenant_changed
 from tenants.keys import tenant_key_create
 from tenants.lifecycle import GENERATION_BUMPING, is_allowed
 from tenants.models import SecurityMode, State, Tenant, TenantState, TenantStatus, Tier
@@ -60,13 +61,16 @@ def tenant_provision(
             )
     except IntegrityError as exc:
         if Tenant.objects.filter(email__iexact=email).exists():
-            raise Conflict(f"a tenant with email {email} already exists", fields={"email": ["Already in use."]}) from exc
+            raise Conflict(
+                f"a tenant with email {email} already exists", fields={"email": ["Already in use."]}
+            ) from exc
         raise
     return tenant
 
 
-def _tenant_set_status(*, tenant_id: uuid.UUID | str, status: str, allowed_from: set[str], action: str,
-                       actor: Actor, reason: str = "") -> Tenant:
+def _tenant_set_status(
+    *, tenant_id: uuid.UUID | str, status: str, allowed_from: set[str], action: str, actor: Actor, reason: str = ""
+) -> Tenant:
     with transaction.atomic():
         tenant = _locked_tenant(tenant_id)
         if tenant.status == status:
@@ -79,27 +83,43 @@ def _tenant_set_status(*, tenant_id: uuid.UUID | str, status: str, allowed_from:
         metadata: dict[str, object] = {"changes": changes(before, {"status": status})}
         if reason:
             metadata["reason"] = reason
-        audit_write(actor=actor, action=action, tenant=tenant, resource_type="tenant", resource_id=tenant.id,
-                    metadata=metadata)
+        audit_write(
+            actor=actor, action=action, tenant=tenant, resource_type="tenant", resource_id=tenant.id, metadata=metadata
+        )
+        tenant_changed(tenant.id)
     return tenant
 
 
 def tenant_suspend(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
-    return _tenant_set_status(tenant_id=tenant_id, status=TenantStatus.SUSPENDED, allowed_from={TenantStatus.ACTIVE},
-                              action="tenant.suspended", actor=actor, reason=reason)
+    return _tenant_set_status(
+        tenant_id=tenant_id,
+        status=TenantStatus.SUSPENDED,
+        allowed_from={TenantStatus.ACTIVE},
+        action="tenant.suspended",
+        actor=actor,
+        reason=reason,
+    )
 
 
 def tenant_reactivate(*, tenant_id: uuid.UUID | str, actor: Actor) -> Tenant:
-    return _tenant_set_status(tenant_id=tenant_id, status=TenantStatus.ACTIVE, allowed_from={TenantStatus.SUSPENDED},
-                              action="tenant.reactivated", actor=actor)
+    return _tenant_set_status(
+        tenant_id=tenant_id,
+        status=TenantStatus.ACTIVE,
+        allowed_from={TenantStatus.SUSPENDED},
+        action="tenant.reactivated",
+        actor=actor,
+    )
 
 
 def tenant_delete(*, tenant_id: uuid.UUID | str, actor: Actor, reason: str = "") -> Tenant:
     """Mark deleted (the row stays for audit and billing history); devices are revoked with it."""
     with transaction.atomic():
         tenant = _tenant_set_status(
-            tenant_id=tenant_id, status=TenantStatus.DELETED,
-            allowed_from={TenantStatus.ACTIVE, TenantStatus.SUSPENDED}, action="tenant.deleted", actor=actor,
+            tenant_id=tenant_id,
+            status=TenantStatus.DELETED,
+            allowed_from={TenantStatus.ACTIVE, TenantStatus.SUSPENDED},
+            action="tenant.deleted",
+            actor=actor,
             reason=reason,
         )
         tenant.devices.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
@@ -137,8 +157,15 @@ def tenant_state_transition(
             state.pod_id = None
         state.save()
         after = {"state": state.state, "pod_id": state.pod_id, "generation": state.generation}
-        audit_write(actor=actor, action="tenant.state_changed", tenant=tenant, resource_type="tenant_state",
-                    resource_id=tenant.id, metadata={"changes": changes(before, after)})
+        tenant_changed(tenant.id)
+        audit_write(
+            actor=actor,
+            action="tenant.state_changed",
+            tenant=tenant,
+            resource_type="tenant_state",
+            resource_id=tenant.id,
+            metadata={"changes": changes(before, after)},
+        )
     return state
 
 
@@ -152,7 +179,13 @@ def tenant_assign_pod(*, tenant_id: uuid.UUID | str, pod_id: str, actor: Actor) 
         state.tier_deployment = f"tier-{tenant.tier.lower()}"
         state.generation += 1
         state.save(update_fields=["pod_id", "tier_deployment", "generation", "updated_at"])
-        audit_write(actor=actor, action="tenant.pod_assigned", tenant=tenant, resource_type="tenant_state",
-                    resource_id=tenant.id,
-                    metadata={"changes": changes(before, {"pod_id": pod_id, "generation": state.generation})})
+        tenant_changed(tenant.id)
+        audit_write(
+            actor=actor,
+            action="tenant.pod_assigned",
+            tenant=tenant,
+            resource_type="tenant_state",
+            resource_id=tenant.id,
+            metadata={"changes": changes(before, {"pod_id": pod_id, "generation": state.generation})},
+        )
     return state

@@ -25,7 +25,9 @@ class Command(BaseCommand):
             password_file.parent.mkdir(parents=True, exist_ok=True)
             password_file.write_text(password)
             password_file.chmod(0o600)
-        password = password_file.read_text().strip() if password_file.exists() else "(set with manage.py changepassword)"
+        password = (
+            password_file.read_text().strip() if password_file.exists() else "(set with manage.py changepassword)"
+        )
         self.stdout.write(
             self.style.SUCCESS(f"Admin: http://127.0.0.1:8000/admin/  user {USERNAME}  password {password}")
         )

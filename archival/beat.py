@@ -1,0 +1,12 @@
+"""Celery beat entries for archival; the settings import this into CELERY_BEAT_SCHEDULE."""
+
+from celery.schedules import crontab
+
+CELERY_BEAT_SCHEDULE = {
+    "archival-archive-cold-tenants": {
+        "task": "archival.archive_cold_tenants",
+        "schedule": crontab(minute=17),  # hourly, a bounded batch each time
+        "kwargs": {"limit": 100},
+        "options": {"expires": 3000},
+    },
+}

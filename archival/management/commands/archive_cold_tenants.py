@@ -1,0 +1,26 @@
+"""Request archives for cold tenants idle past ARCHIVE_COLD_AFTER_DAYS (what the beat sweep does)."""
+
+from django.core.management.base import BaseCommand
+
+from archival import services
+from tenants.audit import Actor
+
+
+class Command(BaseCommand):
+    help = "Archive cold tenants idle longer than ARCHIVE_COLD_AFTER_DAYS, oldest first, in a bounded batch."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--dry-run", action="store_true", help="list the tenants, change nothing")
+        parser.add_argument("--limit", type=int, default=100)
+        parser.add_argument("--days", type=int, default=None, help="override ARCHIVE_COLD_AFTER_DAYS")
+
+    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+        ids = services.sweep_cold_tenants(
+            limit=opts["limit"],
+            dry_run=opts["dry_run"],
+            older_than_days=opts["days"],
+            actor=Actor.system("cli:archive_cold_tenants"),
+        )
+        for tenant_id in ids:
+            self.stdout.write(f"{'would archive' if opts['dry_run'] else 'archive requested'}: {tenant_id}")
+        self.stdout.write(f"{len(ids)} tenant(s){' (dry run)' if opts['dry_run'] else ''}")

@@ -1,0 +1,205 @@
+"""The object store: a thin streaming layer over ``storages["objects"]`` (a local directory or S3).
+
+Nothing here holds a whole object in memory: uploads read from a file-like (S3: boto3 multipart with a bounded
+number of parts in flight; filesystem: temporary file, fsync, atomic rename), downloads write to a file-like.
+Failures of the store itself (network, S3 errors, disk) are raised as :class:`ObjectStoreError`, which callers may
+retry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from django.core.files.storage import Storage, storages
+
+COPY_CHUNK = 1 << 20
+MULTIPART_CHUNK = 8 << 20
+MULTIPART_CONCURRENCY = 4
+
+
+class ObjectStoreError(Exception):
+    """The object store failed (unreachable, refused, I/O error): transient as far as callers know."""
+
+
+class ObjectMissing(ObjectStoreError):
+    """The object does not exist."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    sha256: str
+
+
+def archive_key(tenant_id: uuid.UUID | str, job_id: uuid.UUID | str) -> str:
+    return f"tenants/{tenant_id}/archives/{job_id}.sealed"
+
+
+def context_key(tenant_id: uuid.UUID | str) -> str:
+    return f"tenants/{tenant_id}/context.bin"
+
+
+def get_storage() -> Storage:
+    return storages["objects"]
+
+
+def _is_s3(storage: Storage) -> bool:
+    return hasattr(storage, "bucket") and hasattr(storage, "_normalize_name")
+
+
+def bucket_name() -> str | None:
+    storage = get_storage()
+    return getattr(storage, "bucket_name", None) if _is_s3(storage) else None
+
+
+def describe() -> str:
+    storage = get_storage()
+    if _is_s3(storage):
+        return f"s3://{storage.bucket_name} at {storage.endpoint_url}"  # type: ignore[attr-defined]
+    return f"file://{storage.location}"  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _errors(what: str, key: str) -> Iterator[None]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ObjectStoreError:
+        raise
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("404", "NoSuchKey", "NotFound"):
+            raise ObjectMissing(f"{what} {key}: object not found") from exc
+        raise ObjectStoreError(f"{what} {key} failed: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise ObjectMissing(f"{what} {key}: object not found") from exc
+    except (BotoCoreError, OSError) as exc:
+        raise ObjectStoreError(f"{what} {key} failed: {exc}") from exc
+
+
+def upload(key: str, src: BinaryIO) -> None:
+    """Store everything ``src`` yields under ``key``, replacing any previous object; bounded memory."""
+    storage = get_storage()
+    with _errors("upload", key):
+        if _is_s3(storage):
+            from boto3.s3.transfer import TransferConfig
+
+            config = TransferConfig(
+                multipart_threshold=MULTIPART_CHUNK,
+                multipart_chunksize=MULTIPART_CHUNK,
+                max_concurrency=MULTIPART_CONCURRENCY,
+                use_threads=True,
+            )
+            storage.bucket.upload_fileobj(src, storage._normalize_name(key), Config=config)  # type: ignore[attr-defined]
+            return
+        path = Path(storage.path(key))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while True:
+                    data = src.read(COPY_CHUNK)
+                    if not data:
+                        break
+                    out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def open_reader(key: str) -> Iterator[BinaryIO]:
+    """A streaming reader of the stored object (``read(n)``)."""
+    storage = get_storage()
+    with _errors("download", key):
+        if _is_s3(storage):
+            body = storage.bucket.Object(storage._normalize_name(key)).get()["Body"]  # type: ignore[attr-defined]
+            try:
+                yield body
+            finally:
+                body.close()
+        else:
+            with open(storage.path(key), "rb") as handle:
+                yield handle
+
+
+def download(key: str, dst: BinaryIO) -> int:
+    total = 0
+    with open_reader(key) as reader:
+        while True:
+            data = reader.read(COPY_CHUNK)
+            if not data:
+                break
+            dst.write(data)
+            total += len(data)
+    return total
+
+
+def stat(key: str) -> ObjectInfo:
+    """Size and SHA-256 of the stored object, read back from the store (streamed)."""
+    digest = hashlib.sha256()
+    size = 0
+    with open_reader(key) as reader:
+        while True:
+            data = reader.read(COPY_CHUNK)
+            if not data:
+                break
+            digest.update(data)
+            size += len(data)
+    return ObjectInfo(size, digest.hexdigest())
+
+
+def exists(key: str) -> bool:
+    storage = get_storage()
+    with _errors("exists", key):
+        return bool(storage.exists(key))
+
+
+def size(key: str) -> int:
+    storage = get_storage()
+    with _errors("size", key):
+        return int(storage.size(key))
+
+
+def delete(key: str) -> None:
+    storage = get_storage()
+    with _errors("delete", key):
+        storage.delete(key)
+
+
+def list_keys(prefix: str) -> list[str]:
+    """Object keys under ``prefix`` (a directory-like path ending in '/')."""
+    storage = get_storage()
+    with _errors("list", prefix):
+        if _is_s3(storage):
+            base = storage._normalize_name(prefix)  # type: ignore[attr-defined]
+            location = storage._normalize_name("")  # type: ignore[attr-defined]
+            return sorted(
+                obj.key[len(location) :].lstrip("/") if location else obj.key
+                for obj in storage.bucket.objects.filter(Prefix=base)
+            )  # type: ignore[attr-defined]
+        root = Path(storage.path(prefix))
+        if not root.exists():
+            return []
+        base_path = Path(storage.path(""))
+        return sorted(
+            str(p.relative_to(base_path)) for p in root.rglob("*") if p.is_file() and not p.name.endswith(".part")
+        )

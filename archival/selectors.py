@@ -1,0 +1,74 @@
+"""Reads for archival: jobs, the latest archive of a tenant, tenants due for archiving."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from archival.models import ACTIVE_JOB_STATUSES, ArchivalJob, JobStatus, JobType
+from tenants.models import State, TenantState, TenantStatus
+
+
+def tenant_data_dir(tenant_id: uuid.UUID | str) -> Path:
+    return Path(settings.TENANT_DATA_ROOT) / str(tenant_id)
+
+
+def active_job(tenant_id: uuid.UUID | str) -> ArchivalJob | None:
+    return ArchivalJob.objects.filter(tenant_id=tenant_id, status__in=ACTIVE_JOB_STATUSES).first()
+
+
+def latest_archive(tenant_id: uuid.UUID | str) -> ArchivalJob | None:
+    """The tenant's most recent completed archive (the one a restore opens)."""
+    return (
+        ArchivalJob.objects.filter(tenant_id=tenant_id, job_type=JobType.ARCHIVE, status=JobStatus.COMPLETED)
+        .order_by("-completed_at", "-created_at")
+        .first()
+    )
+
+
+def cold_tenants_due(*, older_than_days: int | None = None, limit: int | None = None) -> QuerySet[TenantState]:
+    """Cold tenants idle longer than the policy, not deleted, with no active job, oldest first."""
+    days = settings.ARCHIVE_COLD_AFTER_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    busy = ArchivalJob.objects.filter(status__in=ACTIVE_JOB_STATUSES).values("tenant_id")
+    qs = (
+        TenantState.objects.filter(state=State.COLD, last_access_at__lt=cutoff)
+        .exclude(tenant__status=TenantStatus.DELETED)
+        .exclude(tenant_id__in=busy)
+        .select_related("tenant")
+        .order_by("last_access_at")
+    )
+    return qs[:limit] if limit else qs
+
+
+def completed_archives(*, sample: int | None = None) -> QuerySet[ArchivalJob]:
+    """Latest completed archive per archived tenant (random sample when asked)."""
+    qs = (
+        ArchivalJob.objects.filter(
+            job_type=JobType.ARCHIVE, status=JobStatus.COMPLETED, tenant__state__state=State.ARCHIVED
+        )
+        .order_by("tenant_id", "-completed_at")
+        .distinct("tenant_id")
+        if _postgres()
+        else ArchivalJob.objects.filter(
+            job_type=JobType.ARCHIVE, status=JobStatus.COMPLETED, tenant__state__state=State.ARCHIVED
+        )
+    )
+    ids = list(qs.values_list("id", flat=True))
+    jobs = ArchivalJob.objects.filter(id__in=ids)
+    return jobs.order_by("?")[:sample] if sample else jobs.order_by("created_at")
+
+
+def stale_running_jobs(*, older_than: timedelta) -> QuerySet[ArchivalJob]:
+    return ArchivalJob.objects.filter(status=JobStatus.RUNNING, started_at__lt=timezone.now() - older_than)
+
+
+def _postgres() -> bool:
+    from django.db import connection
+
+    return connection.vendor == "postgresql"

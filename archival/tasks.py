@@ -1,0 +1,41 @@
+"""Celery shells: load the job by id and call the service. acks_late + reject_on_worker_lost: a worker that dies
+mid-task leaves the message to be delivered again, and the service resumes from the recorded stage."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from archival import services
+from tenants.errors import Conflict
+
+RETRY = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (services.TransientArchivalError,),
+    "retry_backoff": 30,
+    "retry_backoff_max": 900,
+    "retry_jitter": True,
+    "max_retries": 6,
+}
+
+
+@shared_task(name="archival.archive_tenant", bind=True, **RETRY)
+def archive_tenant(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return services.archive_run(job_id=job_id).status
+    except Conflict as exc:  # another worker runs this job right now: let it finish
+        return f"skipped: {exc}"
+
+
+@shared_task(name="archival.restore_tenant", bind=True, **RETRY)
+def restore_tenant(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return services.restore_run(job_id=job_id).status
+    except Conflict as exc:
+        return f"skipped: {exc}"
+
+
+@shared_task(name="archival.archive_cold_tenants", acks_late=True)
+def archive_cold_tenants(limit: int = 100) -> int:
+    """Beat: request archives for cold tenants idle past ARCHIVE_COLD_AFTER_DAYS, a bounded batch per run."""
+    return len(services.sweep_cold_tenants(limit=limit))

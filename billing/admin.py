@@ -1,0 +1,73 @@
+"""Billing admin: subscriptions and Stripe events, view-only (Stripe and the webhook handlers write them)."""
+
+from typing import ClassVar
+
+from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+
+from billing.models import BillingEvent, Subscription
+from tenants.admin_mixins import BigTableAdminMixin, ViewOnlyAdminMixin, indexed_values_filter, parse_uuid
+
+
+class StripeIdSearchMixin:
+    """Indexed search only: a UUID is the row id or the tenant id; anything else is an exact Stripe id."""
+
+    # Shows the search box; the lookups are in get_search_results.
+    search_fields: ClassVar[list[str] | tuple[str, ...]] = ("=tenant__id",)
+    stripe_id_field: ClassVar[str] = ""
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        value = parse_uuid(term)
+        if value is not None:
+            return queryset.filter(Q(pk=value) | Q(tenant_id=value)), False
+        return queryset.filter(**{self.stripe_id_field: term}), False
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(BigTableAdminMixin, StripeIdSearchMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "tenant",
+        "tier",
+        "status",
+        "stripe_subscription_id",
+        "current_period_end",
+        "cancel_at_period_end",
+        "created_at",
+    )
+    list_select_related = ("tenant",)
+    ordering = ("-created_at", "-id")
+    sortable_by = ("created_at",)
+    list_filter = ("tier", "status", "cancel_at_period_end")
+    raw_id_fields = ("tenant",)
+    stripe_id_field = "stripe_subscription_id"  # unique index idx_subscriptions_stripe
+    search_help_text = "Subscription or tenant id (UUID), or a Stripe subscription id (sub_…)."
+    actions = None
+
+
+@admin.register(BillingEvent)
+class BillingEventAdmin(BigTableAdminMixin, StripeIdSearchMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "event_type",
+        "processing_status",
+        "tenant_id",
+        "stripe_event_id",
+        "amount_cents",
+        "currency",
+        "attempts",
+        "processed_at",
+    )
+    list_display_links = ("created_at", "event_type")
+    ordering = ("-created_at", "-id")
+    sortable_by = ("created_at",)
+    list_filter = ("processing_status", indexed_values_filter("event_type", "event type"))
+    raw_id_fields = ("tenant",)
+    stripe_id_field = "stripe_event_id"  # unique
+    search_help_text = "Event or tenant id (UUID), or a Stripe event id (evt_…)."
+    # A "retry failed events" action belongs here once the webhook handlers exist (it must call their service).
+    actions = None

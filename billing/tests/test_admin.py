@@ -1,0 +1,124 @@
+"""Billing admin: subscriptions and billing events are listed, filtered and searched, and are view-only."""
+
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import User
+from billing.models import BillingEvent, Subscription
+from tenants.admin_paginator import EstimatedCountPaginator
+from tenants.models import Tenant
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rows(make_tenant: Callable[..., Tenant]) -> dict[str, object]:
+    a, b = make_tenant(tier="A"), make_tenant(tier="C")
+    return {
+        "a": a,
+        "b": b,
+        "subscription": Subscription.objects.create(
+            tenant=a, tier="A", status="active", stripe_subscription_id="sub_A1", stripe_customer_id="cus_A"
+        ),
+        "subscription_b": Subscription.objects.create(
+            tenant=b, tier="C", status="past_due", stripe_subscription_id="sub_C1", cancel_at_period_end=True
+        ),
+        "billingevent": BillingEvent.objects.create(
+            tenant=a,
+            event_type="invoice.paid",
+            stripe_event_id="evt_paid_1",
+            amount_cents=1200,
+            processing_status="processed",
+        ),
+        "billingevent_b": BillingEvent.objects.create(
+            tenant=b,
+            event_type="invoice.payment_failed",
+            stripe_event_id="evt_failed_1",
+            processing_status="failed",
+            last_error="boom",
+        ),
+    }
+
+
+def url(model: str, view: str, *args: object) -> str:
+    return reverse(f"admin:billing_{model}_{view}", args=args)
+
+
+def listed(client: Client, model: str, **params: str) -> list[object]:
+    response = client.get(url(model, "changelist"), params)
+    assert response.status_code == 200
+    return list(response.context["cl"].result_list)
+
+
+@pytest.mark.parametrize("model", ["subscription", "billingevent"])
+def test_pages_render_for_superuser_and_are_view_only(
+    admin_client_root: Client, rows: dict[str, object], model: str
+) -> None:
+    obj = rows[model]
+    assert admin_client_root.get(url(model, "changelist")).status_code == 200
+    page = admin_client_root.get(url(model, "change", obj.pk))  # type: ignore[attr-defined]
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    assert admin_client_root.get(url(model, "add")).status_code == 403
+    assert admin_client_root.post(url(model, "change", obj.pk), {"status": "canceled"}).status_code == 403  # type: ignore[attr-defined]
+    assert admin_client_root.post(url(model, "delete", obj.pk), {"post": "yes"}).status_code == 403  # type: ignore[attr-defined]
+    assert type(obj).objects.filter(pk=obj.pk).exists()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("model", ["subscription", "billingevent"])
+def test_staff_without_permission_is_refused(
+    staff_without_permissions: User, rows: dict[str, object], model: str
+) -> None:
+    client = Client()
+    client.force_login(staff_without_permissions)
+    assert client.get(url(model, "changelist")).status_code == 403
+    assert client.get(url(model, "change", rows[model].pk)).status_code == 403  # type: ignore[attr-defined]
+    assert client.get(url(model, "add")).status_code == 403
+    assert Client().get(url(model, "changelist")).status_code == 302  # anonymous: to the login page
+
+
+def test_staff_with_permissions_can_view(staff_user: User, rows: dict[str, object]) -> None:
+    client = Client()
+    client.force_login(staff_user)
+    assert client.get(url("subscription", "changelist")).status_code == 200
+    assert client.get(url("billingevent", "change", rows["billingevent"].pk)).status_code == 200  # type: ignore[attr-defined]
+
+
+def test_subscription_filters_and_search(admin_client_root: Client, rows: dict[str, object]) -> None:
+    sub, sub_b, a = rows["subscription"], rows["subscription_b"], rows["a"]
+    assert listed(admin_client_root, "subscription", tier__exact="A") == [sub]
+    assert listed(admin_client_root, "subscription", status__exact="past_due") == [sub_b]
+    assert listed(admin_client_root, "subscription", cancel_at_period_end__exact="1") == [sub_b]
+    assert listed(admin_client_root, "subscription", q=str(a.pk)) == [sub]  # type: ignore[attr-defined]
+    assert listed(admin_client_root, "subscription", q=str(sub_b.pk)) == [sub_b]  # type: ignore[attr-defined]
+    assert listed(admin_client_root, "subscription", q=" sub_C1 ") == [sub_b]
+    assert listed(admin_client_root, "subscription", q="sub_") == []  # exact Stripe ids only (indexed)
+
+
+def test_billing_event_filters_and_search(admin_client_root: Client, rows: dict[str, object]) -> None:
+    paid, failed, b = rows["billingevent"], rows["billingevent_b"], rows["b"]
+    assert listed(admin_client_root, "billingevent", processing_status__exact="failed") == [failed]
+    assert listed(admin_client_root, "billingevent", event_type="invoice.paid") == [paid]
+    page = admin_client_root.get(url("billingevent", "changelist")).content.decode()
+    assert "?event_type=invoice.payment_failed" in page
+    assert listed(admin_client_root, "billingevent", q=str(b.pk)) == [failed]  # type: ignore[attr-defined]
+    assert listed(admin_client_root, "billingevent", q="evt_paid_1") == [paid]
+
+
+def test_tenant_page_shows_subscriptions_inline(admin_client_root: Client, rows: dict[str, object]) -> None:
+    page = admin_client_root.get(reverse("admin:tenants_tenant_change", args=[rows["a"].pk]))  # type: ignore[attr-defined]
+    assert page.status_code == 200
+    assert "sub_A1" in page.content.decode()
+
+
+def test_billing_admins_use_the_estimating_paginator() -> None:
+    from django.contrib import admin
+
+    for model in (Subscription, BillingEvent):
+        model_admin = admin.site._registry[model]
+        assert model_admin.paginator is EstimatedCountPaginator
+        assert model_admin.show_full_result_count is False
+        assert model_admin.raw_id_fields == ("tenant",)
