@@ -72,3 +72,11 @@ def _postgres() -> bool:
     from django.db import connection
 
     return connection.vendor == "postgresql"
+
+
+def job_counts() -> list[tuple[str, str, int]]:
+    """(job_type, status, count) over all jobs: the source of `percolate_archival_jobs_total`."""
+    from django.db.models import Count
+
+    rows = ArchivalJob.objects.values_list("job_type", "status").annotate(n=Count("id")).order_by()
+    return [(job_type, status, n) for job_type, status, n in rows]

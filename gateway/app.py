@@ -6,6 +6,7 @@ in-process TTL caches filled off the event loop on a miss and invalidated throug
 
 import asyncio
 import logging
+import os
 import re
 import time
 import uuid
@@ -19,7 +20,7 @@ from multidict import CIMultiDict
 from prometheus_client import generate_latest
 
 from gateway import metrics
-from gateway.auth import Caller, authenticate
+from gateway.auth import Caller, VerifiedTokens, authenticate
 from gateway.cache import TtlCache
 from gateway.discovery import Discovery
 from gateway.errors import Receive, Send, send_error, send_json
@@ -75,6 +76,7 @@ class Gateway:
         self.platform_key = platform_private_key(settings.PLATFORM_MASTER_KEY).public_key()
         self.service_authorization = f"Bearer {settings.PLATFORM_SERVICE_TOKEN}".encode()
         self.slots = StreamSlots()
+        self.verified_tokens = VerifiedTokens()
         self.session: aiohttp.ClientSession | None = None
         self.redis: aioredis.Redis | None = None
         self.limiter = RateLimiter(None)
@@ -172,6 +174,7 @@ class Gateway:
             platform_key=self.platform_key,
             device_keys=self.devices.get,
             routes=self.routes.get,
+            verified=self.verified_tokens,
         )
 
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -243,7 +246,7 @@ class Gateway:
     ) -> int:
         route = caller.route
         given = header_value(scope["headers"], b"x-request-id")
-        request_id = given if given and REQUEST_ID.match(given) else uuid.uuid4().hex.encode()
+        request_id = given if given and REQUEST_ID.match(given) else os.urandom(16).hex().encode()
         body = RequestBody(receive, max_bytes=self.limits.max_body_bytes, read_timeout=self.timeouts.body_read)
         try:
             payload: Any = await self._small_body(body)
@@ -329,7 +332,7 @@ class Gateway:
         route = caller.route
         pod, _rank = self.discovery.pods(route.tier).choose(str(route.tenant_id))
         assert self.session is not None
-        headers = self._upstream_headers(scope, route, uuid.uuid4().hex.encode())
+        headers = self._upstream_headers(scope, route, os.urandom(16).hex().encode())
         await proxy_websocket(scope, receive, send, session=self.session, pod=pod, headers=headers)
 
 

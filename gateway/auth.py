@@ -1,13 +1,14 @@
 """Who is calling: bearer token → (tenant route, claims), or a TokenRejected with 401/403. No I/O of its own:
 device keys and tenant routes come from the caches it is given."""
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.tokens import PLATFORM_KID, TokenClaims, TokenRejected, unverified_kid, verify
+from gateway.tokens import LEEWAY_SECONDS, PLATFORM_KID, TokenClaims, TokenRejected, unverified_kid, verify
 from tenants.device_keys import signing_public_key
 from tenants.selectors import DeviceKey, TenantRoute
 
@@ -37,6 +38,53 @@ def bearer_token(authorization: list[bytes]) -> str:
         raise TokenRejected("malformed token") from exc
 
 
+class VerifiedTokens:
+    """Tokens whose signature and claims were checked, kept until they expire, so a client's next request costs a
+    dict lookup instead of an Ed25519 verification. Bounded. Device revocation and tenant status are still checked
+    on every request."""
+
+    def __init__(self, max_entries: int = 50_000, clock: Callable[[], float] = time.time) -> None:
+        self._entries: dict[str, TokenClaims] = {}
+        self._max = max_entries
+        self._clock = clock
+
+    def get(self, token: str) -> TokenClaims | None:
+        claims = self._entries.get(token)
+        if claims is not None and claims.expires_at + LEEWAY_SECONDS < self._clock():
+            del self._entries[token]
+            return None
+        return claims
+
+    def put(self, token: str, claims: TokenClaims) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()  # cheap and rare; the next requests re-verify
+        self._entries[token] = claims
+
+
+async def _device(device_id: uuid.UUID, device_keys: Callable[[uuid.UUID], Awaitable[DeviceKey | None]]) -> DeviceKey:
+    device = await device_keys(device_id)
+    if device is None:
+        raise TokenRejected("unknown signing key")
+    return device
+
+
+async def _claims(
+    token: str, platform_key: Ed25519PublicKey, device_keys: Callable[[uuid.UUID], Awaitable[DeviceKey | None]]
+) -> TokenClaims:
+    kid = unverified_kid(token)
+    if kid == PLATFORM_KID:
+        return verify(token, key=platform_key, kind="platform")
+    try:
+        device_id = uuid.UUID(kid)
+    except ValueError as exc:
+        raise TokenRejected("unknown signing key") from exc
+    device = await _device(device_id, device_keys)
+    claims = verify(token, key=signing_public_key(device.public_key_signing), kind="device")
+    if claims.tenant_id != device.tenant_id:
+        raise TokenRejected("token tenant does not own this device", status=403)
+    return TokenClaims(claims.tenant_id, "device", device.device_id, claims.expires_at)
+
+
 async def authenticate(
     authorization: list[bytes],
     *,
@@ -44,26 +92,16 @@ async def authenticate(
     platform_key: Ed25519PublicKey,
     device_keys: Callable[[uuid.UUID], Awaitable[DeviceKey | None]],
     routes: Callable[[uuid.UUID], Awaitable[TenantRoute | None]],
+    verified: VerifiedTokens | None = None,
 ) -> Caller:
     token = bearer_token(authorization)
-    kid = unverified_kid(token)
-    device: DeviceKey | None = None
-    if kid == PLATFORM_KID:
-        claims = verify(token, key=platform_key, kind="platform")
-    else:
-        try:
-            device_id = uuid.UUID(kid)
-        except ValueError as exc:
-            raise TokenRejected("unknown signing key") from exc
-        device = await device_keys(device_id)
-        if device is None:
-            raise TokenRejected("unknown signing key")
-        claims = verify(token, key=signing_public_key(device.public_key_signing), kind="device")
-        if device.revoked:
-            raise TokenRejected("device revoked", status=403)
-        if claims.tenant_id != device.tenant_id:
-            raise TokenRejected("token tenant does not own this device", status=403)
-        claims = TokenClaims(claims.tenant_id, "device", device.device_id, claims.expires_at)
+    claims = verified.get(token) if verified is not None else None
+    if claims is None:
+        claims = await _claims(token, platform_key, device_keys)
+        if verified is not None:
+            verified.put(token, claims)
+    if claims.device_id is not None and (await _device(claims.device_id, device_keys)).revoked:
+        raise TokenRejected("device revoked", status=403)
     if named_tenant is not None and named_tenant.decode("latin-1").strip().lower() != str(claims.tenant_id):
         raise TokenRejected("token is for another tenant", status=403)
     route = await routes(claims.tenant_id)

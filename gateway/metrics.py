@@ -25,3 +25,16 @@ rate_limited = Counter(
     "percolate_gateway_rate_limited", "Requests refused by rate limits", ["tier", "reason"], registry=registry
 )
 open_streams = Gauge("percolate_gateway_open_streams", "Proxied requests in flight", registry=registry)
+cold_starts = Counter(
+    "percolate_gateway_cold_starts",
+    "Requests answered while the tenant was not hot, by kind",
+    ["kind"],
+    registry=registry,
+)
+cold_start_ttfb = Histogram(
+    "percolate_gateway_cold_start_ttfb_seconds",
+    "Time to first byte on the cold path",
+    ["kind"],
+    registry=registry,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

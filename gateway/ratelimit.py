@@ -5,6 +5,7 @@ Defined behaviour without Redis: every gateway keeps limiting with its own local
 tenant is still held back, only less precisely across replicas; we never fail closed on a cache outage.
 """
 
+import asyncio
 import logging
 import math
 import time
@@ -39,21 +40,31 @@ def take(bucket: Bucket, tokens: float, updated_at: float, now: float) -> tuple[
     return False, tokens, (1.0 - tokens) / bucket.rate_per_second
 
 
+# Takes up to ARGV[4] tokens at once (a lease the gateway spends locally), returns {granted, seconds to next}.
 _LUA = """
-local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rate, burst, now, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 't', 'u')
 local tokens, updated = tonumber(state[1]) or burst, tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - updated) * rate)
-local allowed = 0
+local granted = math.min(want, math.floor(tokens))
+tokens = tokens - granted
 local wait = 0
-if tokens >= 1 then allowed = 1; tokens = tokens - 1 else wait = (1 - tokens) / rate end
+if granted == 0 then wait = (1 - tokens) / rate end
 redis.call('HSET', KEYS[1], 't', tostring(tokens), 'u', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {allowed, tostring(wait)}
+return {granted, tostring(wait)}
 """
 
 
+def lease_size(bucket: Bucket) -> int:
+    """Tokens taken from Redis at once: a tenth of the burst, at most 10, so Redis sees one call in up to ten
+    requests of a busy tenant while a quiet tenant's limit stays exact."""
+    return max(1, min(10, bucket.burst // 10))
+
+
 class RateLimiter:
+    LEASE_SECONDS = 1.0  # unspent leased tokens lapse, so a gateway never sits on a tenant's budget for long
+
     def __init__(
         self, client: aioredis.Redis | None, *, clock: Callable[[], float] = time.time, local_capacity: int = 100_000
     ) -> None:
@@ -61,16 +72,55 @@ class RateLimiter:
         self._script = client.register_script(_LUA) if client is not None else None
         self._clock = clock
         self._local: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._leases: dict[str, tuple[int, float]] = {}
+        self._refills: dict[str, asyncio.Future[Decision]] = {}
         self._local_capacity = local_capacity
 
+    def _spend_lease(self, key: str, now: float) -> bool:
+        left, until = self._leases.get(key, (0, 0.0))
+        if left > 0 and now < until:
+            self._leases[key] = (left - 1, until)
+            return True
+        return False
+
     async def check(self, key: str, bucket: Bucket) -> Decision:
-        now = self._clock()
+        while True:
+            now = self._clock()
+            if self._spend_lease(key, now):
+                return Decision(True, 0)
+            refill = self._refills.get(key)
+            if refill is None:
+                break
+            decision = await asyncio.shield(refill)  # another request of this tenant is asking Redis: share it
+            if not decision.allowed:
+                return decision
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._refills[key] = future
+        decision = Decision(False, 1)
+        try:
+            decision = await self._ask(key, bucket, now)
+            return decision
+        finally:
+            if self._refills.get(key) is future:
+                del self._refills[key]
+            future.set_result(decision)
+
+    async def _ask(self, key: str, bucket: Bucket, now: float) -> Decision:
         if self._script is not None:
             try:
-                allowed, wait = await self._script(keys=[f"rl:{key}"], args=[bucket.rate_per_second, bucket.burst, now])
-                return Decision(bool(allowed), 0 if allowed else max(1, math.ceil(float(wait))))
+                granted, wait = await self._script(
+                    keys=[f"rl:{key}"], args=[bucket.rate_per_second, bucket.burst, now, lease_size(bucket)]
+                )
             except (RedisError, OSError):
                 log.warning("rate limiter: Redis unavailable, limiting locally")
+            else:
+                granted = int(granted)
+                self._leases.pop(key, None)
+                if granted > 1:
+                    if len(self._leases) >= self._local_capacity:
+                        self._leases.clear()
+                    self._leases[key] = (granted - 1, now + self.LEASE_SECONDS)
+                return Decision(granted > 0, 0 if granted else max(1, math.ceil(float(wait))))
         return self._check_local(key, bucket, now)
 
     def _check_local(self, key: str, bucket: Bucket, now: float) -> Decision:

@@ -100,23 +100,29 @@ async def wait_for_disconnect(receive: Receive) -> None:
         pass
 
 
+async def _copy_body(response: aiohttp.ClientResponse, send: Send) -> None:
+    async for chunk in response.content.iter_any():
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 async def stream_response(response: aiohttp.ClientResponse, send: Send, receive: Receive) -> bool:
-    """Copy the upstream body to the client; False if either side went away before the end."""
+    """Copy the upstream body to the client; False if either side went away before the end. The copy and a
+    disconnect watcher race once per response (not per chunk): a client that leaves cancels the copy at once."""
+    copy = asyncio.ensure_future(_copy_body(response, send))
     watcher = asyncio.ensure_future(wait_for_disconnect(receive))
     try:
-        while True:
-            reader = asyncio.ensure_future(response.content.readany())
-            done, _ = await asyncio.wait({reader, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if watcher in done:
-                reader.cancel()
-                return False
-            chunk = reader.result()
-            if not chunk:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return True
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    except (aiohttp.ClientError, TimeoutError, OSError):
-        return False
+        await asyncio.wait((copy, watcher), return_when=asyncio.FIRST_COMPLETED)
+        if not copy.done():
+            copy.cancel()
+            return False
+        return copy.exception() is None
+    except asyncio.CancelledError:
+        copy.cancel()
+        raise
     finally:
         watcher.cancel()
-        response.release() if response.content.at_eof() else response.close()
+        if copy.done() and not copy.cancelled() and copy.exception() is None:
+            response.release()
+        else:
+            response.close()

@@ -337,8 +337,12 @@ def _rule_ports(rule: Obj) -> set[int] | None:
     return out
 
 
+TIER_CALLERS = frozenset({"gateway", "worker"})
+
+
 def check_network_isolation(objs: list[Obj]) -> list[str]:
-    """Default deny; only the gateway (and the monitoring namespace's scrapers) reach tier pods; only platform pods
+    """Default deny; only the gateway and the workers (the tier-pod contract's "gateway/platform": proxied traffic,
+    and the archive task's evictions) and the monitoring namespace's scrapers reach tier pods; only platform pods
     (percolate.io/platform=true) may open connections to PostgreSQL/Redis ports; datastore pods accept only them."""
     problems: list[str] = []
     policies = [o for o in objs if o.get("kind") == "NetworkPolicy"]
@@ -355,7 +359,7 @@ def check_network_isolation(objs: list[Obj]) -> list[str]:
 
     def is_gateway_selector(sel: Obj) -> bool:
         matched = [o for o, labels in pods if selector_matches(sel, labels)]
-        return bool(matched) and all(pod_labels(o).get("app.kubernetes.io/name") == "gateway" for o in matched)
+        return bool(matched) and all(pod_labels(o).get("app.kubernetes.io/name") in TIER_CALLERS for o in matched)
 
     for pol in policies:
         pid = object_id(pol)
@@ -385,7 +389,7 @@ def check_network_isolation(objs: list[Obj]) -> list[str]:
                         continue
                     sel = peer.get("podSelector") or {}
                     if allowed == "gateway" and not is_gateway_selector(sel):
-                        problems.append(f"{pid}: lets pods other than the gateway reach {names} ({sel})")
+                        problems.append(f"{pid}: lets pods other than the gateway and workers reach {names} ({sel})")
                     if allowed == "platform" and (sel.get("matchLabels") or {}).get("percolate.io/platform") != "true":
                         problems.append(f"{pid}: lets non-platform pods reach {names} ({sel})")
         for rule in pol["spec"].get("egress") or []:

@@ -114,3 +114,50 @@ def test_suspended_tenant_and_revoked_device_are_403(tenant: Tenant, actor: obje
     other_id, other_private = _device(tenant, actor)
     tenant_suspend(tenant_id=tenant.id, actor=actor)
     assert "suspended" in _rejected(403, lambda: _auth(_device_token(other_id, other_private, tenant.id)))
+
+
+def test_a_cached_token_still_sees_revocation_and_suspension(tenant: Tenant, actor: object) -> None:
+    from gateway.auth import VerifiedTokens
+
+    cache = VerifiedTokens()
+    device_id, private = _device(tenant, actor)
+    token = _device_token(device_id, private, tenant.id)
+
+    def auth() -> Caller:
+        async def devices(device_id: uuid.UUID):  # type: ignore[no-untyped-def]
+            return await sync_to_async(device_key)(device_id=device_id)
+
+        async def routes(tenant_id: uuid.UUID):  # type: ignore[no-untyped-def]
+            return await sync_to_async(tenant_route)(tenant_id=tenant_id)
+
+        return asyncio.run(
+            authenticate(
+                [f"Bearer {token}".encode()],
+                named_tenant=None,
+                platform_key=platform_private_key(settings.PLATFORM_MASTER_KEY).public_key(),
+                device_keys=devices,
+                routes=routes,
+                verified=cache,
+            )
+        )
+
+    assert auth().claims.device_id == device_id
+    assert cache.get(token) is not None
+    device_revoke(device_id=device_id, actor=actor)
+    assert "revoked" in _rejected(403, auth)
+
+
+def test_verified_tokens_expire_and_stay_bounded() -> None:
+    from gateway.auth import VerifiedTokens
+    from gateway.tokens import TokenClaims
+
+    now = [1000.0]
+    cache = VerifiedTokens(max_entries=2, clock=lambda: now[0])
+    claims = TokenClaims(uuid.uuid4(), "platform", None, expires_at=1010)
+    cache.put("a", claims)
+    assert cache.get("a") == claims
+    now[0] = 1010 + 31
+    assert cache.get("a") is None
+    for key in "bcd":
+        cache.put(key, claims)
+    assert len(cache._entries) <= 2

@@ -59,8 +59,11 @@ def test_a_websocket_conversation_through_the_gateway(gateway_settings, make_ten
         gateway.discovery.pods("B").pods = (await upstream.start(),)
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         outbox: list[dict[str, Any]] = []
-        for message in ({"type": "websocket.connect"}, {"type": "websocket.receive", "text": "hi"},
-                        {"type": "websocket.receive", "text": "there"}):
+        for message in (
+            {"type": "websocket.connect"},
+            {"type": "websocket.receive", "text": "hi"},
+            {"type": "websocket.receive", "text": "there"},
+        ):
             inbox.put_nowait(message)
 
         async def send(message: dict[str, Any]) -> None:
@@ -68,8 +71,14 @@ def test_a_websocket_conversation_through_the_gateway(gateway_settings, make_ten
             if len([m for m in outbox if m["type"] == "websocket.send"]) == 2:
                 inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
 
-        scope = {"type": "websocket", "path": "/v1/ws", "query_string": b"", "headers": [bearer(tenant.id)],
-                 "client": ("198.51.100.9", 1), "scheme": "ws"}
+        scope = {
+            "type": "websocket",
+            "path": "/v1/ws",
+            "query_string": b"",
+            "headers": [bearer(tenant.id)],
+            "client": ("198.51.100.9", 1),
+            "scheme": "ws",
+        }
         await asyncio.wait_for(gateway(scope, inbox.get, send), 10)
         assert outbox[0]["type"] == "websocket.accept"
         assert [m["text"] for m in outbox if m["type"] == "websocket.send"] == ["echo:hi", "echo:there"]
@@ -104,7 +113,7 @@ def test_a_slow_healthy_stream_is_not_cut_by_the_header_or_idle_timeouts(gateway
     async def slow(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for i in range(8):  # 8 × 0.3 s: longer than both timeouts in total, never idle longer than one
+        for i in range(8):  # 8 x 0.3 s: longer than both timeouts in total, never idle longer than one
             await response.write(f"data: {i}\n\n".encode())
             await asyncio.sleep(0.3)
         await response.write(b"data: [DONE]\n\n")

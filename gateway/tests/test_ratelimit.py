@@ -52,3 +52,36 @@ def test_stream_slots_cap_per_tenant() -> None:
     slots.release("a")
     assert slots.acquire("a", 2)
     assert slots.open_count() == 3
+
+
+def test_a_busy_tenant_leases_tokens_so_redis_sees_a_fraction_of_its_requests() -> None:
+    from gateway.ratelimit import lease_size
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(settings.REDIS_URL or "redis://127.0.0.1:6379/0")
+        now = [5000.0]
+        limiter = RateLimiter(client, clock=lambda: now[0])
+        bucket = Bucket(rate_per_second=10, burst=100)
+        key = f"busy-{uuid.uuid4()}"
+        assert lease_size(bucket) == 10
+        decisions = [await limiter.check(key, bucket) for _ in range(150)]
+        assert sum(d.allowed for d in decisions) == 100  # never more than the burst, leases included
+        state = await client.hmget(f"rl:{key}", "t")
+        assert float(state[0]) < 1
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_requests_of_one_tenant_share_a_refill_and_never_exceed_the_burst() -> None:
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(settings.REDIS_URL or "redis://127.0.0.1:6379/0")
+        limiter = RateLimiter(client, clock=lambda: 9000.0)
+        bucket = Bucket(rate_per_second=1, burst=50)
+        key = f"herd-{uuid.uuid4()}"
+        decisions = await asyncio.gather(*(limiter.check(key, bucket) for _ in range(200)))
+        assert sum(d.allowed for d in decisions) == 50
+        assert all(d.retry_after >= 1 for d in decisions if not d.allowed)
+        await client.aclose()
+
+    asyncio.run(scenario())
