@@ -54,7 +54,8 @@ def strip_request(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
 
 def strip_response(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     headers = list(headers)
-    drop = HOP_BY_HOP | connection_named(headers) | {b"content-length", b"x-percolate-internal"}
+    # The ASGI server writes its own Date and Server; the upstream's would be sent twice.
+    drop = HOP_BY_HOP | connection_named(headers) | {b"content-length", b"date", b"server"}
     return [(name.lower(), value) for name, value in headers if name.lower() not in drop]
 
 
