@@ -20,9 +20,13 @@ async def _events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _health(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
 def serve(port: int) -> None:
     app = web.Application()
-    app.router.add_get("/health", lambda request: web.Response(text="ok"))
+    app.router.add_get("/health", _health)
     app.router.add_get("/v1/events", _events)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=4096)
 

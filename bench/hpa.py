@@ -78,7 +78,8 @@ class ScalingRules:
         return cls(
             window=spec.get("stabilizationWindowSeconds", default.window),
             select=spec.get("selectPolicy", "Max"),
-            policies=[(p["type"], p["value"], p["periodSeconds"]) for p in spec.get("policies") or default.policies],
+            policies=[(str(p["type"]), int(p["value"]), int(p["periodSeconds"])) for p in spec.get("policies") or []]
+            or default.policies,
         )
 
 
@@ -366,7 +367,7 @@ def run(overlay: str = "prod", chart: Path | None = None, quiet: bool = False) -
             print(f"{t // 3600:02d}:{t % 3600 // 60:02d}  {cells}")
     chart = chart or REPO_ROOT / "var" / "bench" / "hpa.png"
     how = write_chart(results, chart)
-    summary = {
+    summary: dict[str, Any] = {
         "peak_replicas": {t: max(s.replicas for s in samples) for t, samples in results.items()},
         "min_replicas": {t: min(s.replicas for s in samples) for t, samples in results.items()},
         "peak_hot_tenants": {t: max(s.hot for s in samples) for t, samples in results.items()},

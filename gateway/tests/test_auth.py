@@ -15,6 +15,7 @@ from django.conf import settings
 
 from gateway.auth import Caller, authenticate
 from gateway.tokens import AUDIENCE, TokenRejected, mint_platform_token, platform_private_key
+from tenants.audit import Actor
 from tenants.device_services import device_register, device_revoke
 from tenants.models import Tenant
 from tenants.selectors import device_key, tenant_route
@@ -23,7 +24,7 @@ from tenants.services import tenant_suspend
 pytestmark = pytest.mark.django_db(transaction=True)  # lookups run in another thread, as in the gateway
 
 
-def _device(tenant: Tenant, actor: object) -> tuple[uuid.UUID, Ed25519PrivateKey]:
+def _device(tenant: Tenant, actor: Actor) -> tuple[uuid.UUID, Ed25519PrivateKey]:
     import base64
 
     private = Ed25519PrivateKey.generate()
@@ -76,7 +77,7 @@ def _rejected(status: int, fn: Callable[[], object]) -> str:
     return info.value.message
 
 
-def test_device_and_platform_tokens_accepted(tenant: Tenant, actor: object) -> None:
+def test_device_and_platform_tokens_accepted(tenant: Tenant, actor: Actor) -> None:
     device_id, private = _device(tenant, actor)
     caller = _auth(_device_token(device_id, private, tenant.id))
     assert caller.route.tenant_id == tenant.id and caller.claims.device_id == device_id
@@ -84,7 +85,7 @@ def test_device_and_platform_tokens_accepted(tenant: Tenant, actor: object) -> N
     assert _auth(platform, named=str(tenant.id).encode()).claims.kind == "platform"
 
 
-def test_no_token_malformed_and_expired_are_401(tenant: Tenant, actor: object) -> None:
+def test_no_token_malformed_and_expired_are_401(tenant: Tenant, actor: Actor) -> None:
     device_id, private = _device(tenant, actor)
     _rejected(401, lambda: _auth(None))
     _rejected(401, lambda: _auth("garbage"))
@@ -93,7 +94,7 @@ def test_no_token_malformed_and_expired_are_401(tenant: Tenant, actor: object) -
     _rejected(401, lambda: _auth(_device_token(uuid.uuid4(), private, tenant.id)))  # unknown key
 
 
-def test_token_signed_by_another_key_is_401(tenant: Tenant, actor: object) -> None:
+def test_token_signed_by_another_key_is_401(tenant: Tenant, actor: Actor) -> None:
     device_id, _ = _device(tenant, actor)
     _rejected(401, lambda: _auth(_device_token(device_id, Ed25519PrivateKey.generate(), tenant.id)))
 
@@ -106,7 +107,7 @@ def test_another_tenants_token_and_named_tenant_mismatch_are_403(make_tenant, ac
     _rejected(403, lambda: _auth(token, named=str(outsider.id).encode()))
 
 
-def test_suspended_tenant_and_revoked_device_are_403(tenant: Tenant, actor: object) -> None:
+def test_suspended_tenant_and_revoked_device_are_403(tenant: Tenant, actor: Actor) -> None:
     device_id, private = _device(tenant, actor)
     token = _device_token(device_id, private, tenant.id)
     device_revoke(device_id=device_id, actor=actor)
@@ -116,7 +117,7 @@ def test_suspended_tenant_and_revoked_device_are_403(tenant: Tenant, actor: obje
     assert "suspended" in _rejected(403, lambda: _auth(_device_token(other_id, other_private, tenant.id)))
 
 
-def test_a_cached_token_still_sees_revocation_and_suspension(tenant: Tenant, actor: object) -> None:
+def test_a_cached_token_still_sees_revocation_and_suspension(tenant: Tenant, actor: Actor) -> None:
     from gateway.auth import VerifiedTokens
 
     cache = VerifiedTokens()

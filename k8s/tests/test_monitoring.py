@@ -45,7 +45,8 @@ def test_every_alert_has_a_firing_and_a_quiet_test_case():
         "PercolateWebhookProcessingFailures",
         "PercolateCeleryQueueBacklog",
     }
-    fires, quiet = set(), set()
+    fires: set[str] = set()
+    quiet: set[str] = set()
     for test_file in RULE_TESTS.glob("*.test.yaml"):
         for case in yaml.safe_load(test_file.read_text())["tests"]:
             for t in case.get("alert_rule_test", []):

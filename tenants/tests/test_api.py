@@ -469,7 +469,8 @@ def test_state_report_ok(service_api: APIClient, tenant: Tenant) -> None:
 
 def test_state_report_names_the_calling_service(service_api: APIClient, tenant: Tenant) -> None:
     service_api.credentials(
-        HTTP_AUTHORIZATION=service_api._credentials["HTTP_AUTHORIZATION"], HTTP_X_PERCOLATE_SERVICE="tier-b-7"
+        HTTP_AUTHORIZATION=service_api._credentials["HTTP_AUTHORIZATION"],  # type: ignore[attr-defined]
+        HTTP_X_PERCOLATE_SERVICE="tier-b-7",
     )
     assert _report(service_api, tenant.id, state="hot", generation=1).status_code == 200
     assert AuditLog.objects.get(action="tenant.state_changed").actor == "service:tier-b-7"
