@@ -156,6 +156,14 @@ def wrk(port: int, connections: int, seconds: int, script: str | None) -> dict[s
     }
 
 
+def start_gateway(port: int, workers: int, *, upstream: int) -> subprocess.Popen[bytes]:
+    """The gateway as production runs it (uvicorn, uvloop, httptools), with tier A pointed at `upstream`."""
+    cmd = [sys.executable, "-m", "uvicorn", "gateway.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers), "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
+           "--http", "httptools"]  # fmt: skip
+    return start(cmd, env=gateway_env({"GATEWAY_PODS_A": f"127.0.0.1:{upstream}"}), cwd=ROOT)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=2, help="gateway workers = nginx worker processes")
@@ -171,29 +179,7 @@ def main() -> None:
     script.write_text(WRK_SCRIPT.format(tokens=", ".join(f'"{t}"' for t in tokens)))
     up, px, gw = free_port(), free_port(), free_port()
     procs = [nginx(tmp, up, 1, UPSTREAM_BODY), nginx(tmp, px, args.workers, PROXY_BODY, up)]
-    gateway = start(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "gateway.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(gw),
-            "--workers",
-            str(args.workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-        ],
-        env=gateway_env({"GATEWAY_PODS_A": f"127.0.0.1:{up}"}),
-        cwd=ROOT,
-    )
+    gateway = start_gateway(gw, args.workers, upstream=up)
     procs.append(gateway)
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
@@ -208,29 +194,7 @@ def main() -> None:
         procs.append(sse)
         wait_http(stream_up, "/health")
         stop(gateway)
-        gateway = start(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "gateway.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(gw),
-                "--workers",
-                str(args.workers),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-            ],
-            env=gateway_env({"GATEWAY_PODS_A": f"127.0.0.1:{stream_up}"}),
-            cwd=ROOT,
-        )
+        gateway = start_gateway(gw, args.workers, upstream=stream_up)
         procs.append(gateway)
         wait_http(gw, "/healthz")
         with peak_rss_mb(gateway.pid) as peak:
