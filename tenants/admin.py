@@ -52,23 +52,29 @@ class TenantAdminForm(forms.ModelForm):
         return email
 
 
-class DeviceInline(admin.TabularInline):
-    model = Device
-    fields = ("device_name", "platform", "created_at", "last_seen_at", "revoked_at")
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown on the tenant page but written elsewhere: devices register through the API (key validation) and
+    are revoked from the device list; Stripe is the source of truth for subscriptions."""
+
     ordering = ("-created_at",)
     extra = 0
     can_delete = False
     show_change_link = True
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # devices register themselves through the API (key validation)
+        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # revoke from the device list's action
+        return False
 
 
-class SubscriptionInline(admin.TabularInline):
+class DeviceInline(ReadOnlyInline):
+    model = Device
+    fields = ("device_name", "platform", "created_at", "last_seen_at", "revoked_at")
+    readonly_fields = fields
+
+
+class SubscriptionInline(ReadOnlyInline):
     model = Subscription
     fields = (
         "tier",
@@ -79,16 +85,6 @@ class SubscriptionInline(admin.TabularInline):
         "cancel_at_period_end",
     )
     readonly_fields = fields
-    ordering = ("-created_at",)
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # Stripe is the source of truth for subscriptions
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Tenant)
