@@ -35,7 +35,7 @@ class ArchivalJob(models.Model):
     data_size_mb = models.IntegerField(null=True, blank=True)
     compression = models.CharField(max_length=20, default="zstd", db_default="zstd")
     encryption_mode = models.CharField(max_length=20, default="tenant_key", db_default="tenant_key")
-    manifest = models.JSONField(null=True, blank=True)
+    manifest = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     error_message = models.TextField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

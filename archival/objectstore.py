@@ -194,8 +194,8 @@ def list_keys(prefix: str) -> list[str]:
             location = storage._normalize_name("")  # type: ignore[attr-defined]
             return sorted(
                 obj.key[len(location) :].lstrip("/") if location else obj.key
-                for obj in storage.bucket.objects.filter(Prefix=base)
-            )  # type: ignore[attr-defined]
+                for obj in storage.bucket.objects.filter(Prefix=base)  # type: ignore[attr-defined]
+            )
         root = Path(storage.path(prefix))
         if not root.exists():
             return []

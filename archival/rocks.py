@@ -17,13 +17,15 @@ import array
 import hashlib
 import itertools
 import os
+import queue
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from rocksdict import AccessType, Checkpoint, Options, Rdict, ReadOptions
 
-BATCH = 4096
+BATCH = 2048
 
 
 class RocksError(Exception):
@@ -97,22 +99,46 @@ def digest(path: Path) -> RocksDigest:
 
 
 def _digest_cf(handle: Rdict) -> tuple[int, bytes, bytes]:
+    """Iterate here (rocksdict holds the GIL) while a helper thread hashes the previous batch (hashlib releases it)."""
     read_opts = ReadOptions()
-    read_opts.fill_cache(False)
-    read_opts.set_readahead_size(4 << 20)
+    read_opts.fill_cache(False)  # type: ignore[call-arg]  # the stub lacks the setter form
+    read_opts.set_readahead_size(8 << 20)
     data_hash, len_hash = hashlib.sha256(), hashlib.sha256()
+    batches: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue(maxsize=2)
+    failed: list[BaseException] = []
+
+    def hash_batches() -> None:
+        try:
+            while (item := batches.get()) is not None:
+                data_hash.update(item[0])
+                len_hash.update(item[1])
+        except BaseException as exc:  # pragma: no cover - hashing bytes does not fail
+            failed.append(exc)
+            while batches.get() is not None:
+                pass
+
+    hasher = threading.Thread(target=hash_batches, name="rocks-digest", daemon=True)
+    hasher.start()
     count = 0
-    items = iter(handle.items(read_opt=read_opts))
-    while True:
-        parts = list(itertools.chain.from_iterable(itertools.islice(items, BATCH)))
-        if not parts:
-            break
-        count += len(parts) // 2
-        for part in parts:
-            if not isinstance(part, bytes):
+    try:
+        items = iter(handle.items(read_opt=read_opts))
+        while True:
+            parts = list(itertools.chain.from_iterable(itertools.islice(items, BATCH)))
+            if not parts:
+                break
+            count += len(parts) // 2
+            try:
+                joined = b"".join(parts)
+            except TypeError:
+                raise RocksError("RocksDB is not in raw mode: keys and values must be bytes") from None
+            if not isinstance(parts[0], bytes):
                 raise RocksError("RocksDB is not in raw mode: keys and values must be bytes")
-        data_hash.update(b"".join(parts))
-        len_hash.update(array.array("Q", map(len, parts)).tobytes())
+            batches.put((joined, array.array("Q", map(len, parts)).tobytes()))
+    finally:
+        batches.put(None)
+        hasher.join()
+    if failed:
+        raise failed[0]
     return count, data_hash.digest(), len_hash.digest()
 
 

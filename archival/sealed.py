@@ -159,7 +159,7 @@ class SealWriter(io.RawIOBase):
         self.bytes_in = 0
         self.stats: SealStats | None = None
         cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True, threads=threads)
-        self._zw = cctx.stream_writer(_ChunkSink(self), write_size=chunk_size, closefd=False)
+        self._zw = cctx.stream_writer(_ChunkSink(self), write_size=chunk_size, closefd=False)  # type: ignore[arg-type]  # any object with write() will do
 
     def writable(self) -> bool:
         return True
@@ -310,7 +310,7 @@ def open_stream(
     header_digest = hashlib.sha256(header_bytes).digest()
     sink = _DecompressSink(dst)
     dctx = zstandard.ZstdDecompressor()
-    zw = dctx.stream_writer(sink, write_size=1 << 17, closefd=False)
+    zw = dctx.stream_writer(sink, write_size=1 << 17, closefd=False)  # type: ignore[arg-type]  # any object with write() will do
     index = 0
     while True:
         raw_len = reader.read(_LEN.size)

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from archival.models import ACTIVE_JOB_STATUSES, ArchivalJob, JobStatus, JobType
 from tenants.models import State, TenantState, TenantStatus
+from tenants.selectors import cold_tenants_idle
 
 
 def tenant_data_dir(tenant_id: uuid.UUID | str) -> Path:
@@ -32,16 +33,15 @@ def latest_archive(tenant_id: uuid.UUID | str) -> ArchivalJob | None:
 
 
 def cold_tenants_due(*, older_than_days: int | None = None, limit: int | None = None) -> QuerySet[TenantState]:
-    """Cold tenants idle longer than the policy, not deleted, with no active job, oldest first."""
+    """Cold tenants idle longer than the policy (``tenants.selectors.cold_tenants_idle``: one rule for "cold and idle
+    more than N days", longest idle first), not deleted, with no active job."""
     days = settings.ARCHIVE_COLD_AFTER_DAYS if older_than_days is None else older_than_days
-    cutoff = timezone.now() - timedelta(days=days)
     busy = ArchivalJob.objects.filter(status__in=ACTIVE_JOB_STATUSES).values("tenant_id")
     qs = (
-        TenantState.objects.filter(state=State.COLD, last_access_at__lt=cutoff)
+        cold_tenants_idle(idle_days=days)
         .exclude(tenant__status=TenantStatus.DELETED)
         .exclude(tenant_id__in=busy)
         .select_related("tenant")
-        .order_by("last_access_at")
     )
     return qs[:limit] if limit else qs
 

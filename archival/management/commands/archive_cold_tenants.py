@@ -9,12 +9,12 @@ from tenants.audit import Actor
 class Command(BaseCommand):
     help = "Archive cold tenants idle longer than ARCHIVE_COLD_AFTER_DAYS, oldest first, in a bounded batch."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="list the tenants, change nothing")
         parser.add_argument("--limit", type=int, default=100)
         parser.add_argument("--days", type=int, default=None, help="override ARCHIVE_COLD_AFTER_DAYS")
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **opts):
         ids = services.sweep_cold_tenants(
             limit=opts["limit"],
             dry_run=opts["dry_run"],

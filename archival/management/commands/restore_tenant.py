@@ -10,11 +10,11 @@ from tenants.errors import PlatformError
 class Command(BaseCommand):
     help = "Restore an archived tenant from the object store (enqueued, or inline with --wait)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser):
         parser.add_argument("tenant_id")
         parser.add_argument("--wait", action="store_true", help="run in this process instead of enqueueing")
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **opts):
         actor = Actor.system("cli:restore_tenant")
         try:
             job = services.restore_request(tenant_id=opts["tenant_id"], actor=actor, enqueue=not opts["wait"])

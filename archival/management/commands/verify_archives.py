@@ -11,10 +11,10 @@ from tenants.errors import PlatformError
 class Command(BaseCommand):
     help = "Verify archived tenants' archives by a scratch restore (digest and entry count against the manifest)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser):
         parser.add_argument("--sample", type=int, default=None, help="check N random archives instead of all")
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **opts):
         jobs = list(completed_archives(sample=opts["sample"]))
         failures = []
         for job in tqdm(jobs, desc="verifying archives", unit="archive", file=self.stderr._out, disable=not jobs):

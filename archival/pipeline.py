@@ -1,0 +1,124 @@
+"""The byte pipelines of archive and restore, shared by the services and ``bench.archive``.
+
+pack:   RocksDB checkpoint directory -> tar -> zstd -> seal -> ``consume(reader)`` (the upload), with the RocksDB
+        digest of the same directory computed alongside.
+unpack: ``open_source()`` -> authenticate/decrypt -> zstd -> safe untar into an empty directory, then the digest of
+        the restored RocksDB.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from django.conf import settings
+
+from archival import rocks, sealed, tarball
+
+
+@dataclass(frozen=True)
+class Packed:
+    stats: sealed.SealStats
+    tar_entries: int
+    digest: rocks.RocksDigest
+    consumed: Any
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    opened: sealed.OpenStats
+    files: int
+    digest: rocks.RocksDigest
+
+
+class _Background:
+    """Run ``fn(*args)`` in a thread; ``result()`` joins it and returns its value or raises its error."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._out: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                self._out["value"] = fn(*args)
+            except BaseException as exc:
+                self._out["error"] = exc
+
+        self._thread = threading.Thread(target=run, name="archival-digest", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if "error" in self._out:
+            raise self._out["error"]
+        return self._out["value"]
+
+
+# zstd's own worker threads (-1: one per core): compression then runs beside tar, AES and the digest instead of in
+# turn with them. Level and format do not change; the frame is standard and any reader opens it.
+DEFAULT_ZSTD_THREADS = -1
+
+
+def zstd_threads() -> int:
+    if not settings.configured:
+        return DEFAULT_ZSTD_THREADS
+    return int(getattr(settings, "ARCHIVE_ZSTD_THREADS", DEFAULT_ZSTD_THREADS))
+
+
+def pack(
+    source: Path,
+    consume: Callable[[BinaryIO], Any],
+    *,
+    tenant_id: uuid.UUID,
+    key_id: str,
+    key: bytes,
+    threads: int | None = None,
+) -> Packed:
+    zthreads = zstd_threads() if threads is None else threads
+    digesting = _Background(rocks.digest, source)  # concurrently: it iterates under the GIL, tar+seal mostly not
+
+    def produce(out: BinaryIO) -> tuple[sealed.SealStats, int]:
+        writer = sealed.SealWriter(
+            dst=out, tenant_id=tenant_id, kind=sealed.KIND_ARCHIVE, key_id=key_id, key=key, threads=zthreads
+        )
+        with writer:
+            entries = tarball.write_tar(source, writer)  # type: ignore[arg-type]  # a writable stream
+        assert writer.stats is not None
+        return writer.stats, entries
+
+    try:
+        (stats, entries), consumed = tarball.piped(produce, consume)
+    except BaseException:
+        digesting.join()
+        raise
+    digest = digesting.result()
+    return Packed(stats, entries, digest, consumed)
+
+
+def unpack(
+    open_source: Callable[[], AbstractContextManager[BinaryIO]],
+    staged: Path,
+    *,
+    tenant_id: uuid.UUID,
+    key_for: Callable[[str], bytes],
+) -> Unpacked:
+    def produce(out: BinaryIO) -> sealed.OpenStats:
+        with open_source() as src:
+            return sealed.open_stream(src=src, dst=out, tenant_id=tenant_id, kind=sealed.KIND_ARCHIVE, key_for=key_for)
+
+    opened, files = tarball.piped(produce, lambda src: tarball.safe_extract(src, staged, fsync=False))
+    # Write the extracted files back to disk while the digest reads them (fsync releases the GIL); both must finish
+    # before the caller may rename the directory into place.
+    syncing = _Background(tarball.fsync_all, staged)
+    try:
+        digest = rocks.digest(staged)
+    finally:
+        syncing.result()
+    return Unpacked(opened, files, digest)
