@@ -5,6 +5,7 @@ in-process TTL caches filled off the event loop on a miss and invalidated throug
 """
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -22,6 +23,7 @@ from prometheus_client import generate_latest
 from gateway import metrics
 from gateway.auth import Caller, VerifiedTokens, authenticate
 from gateway.cache import TtlCache
+from gateway.coldpath import NOT_HOT_CODES, ColdPath, is_chat
 from gateway.discovery import Discovery
 from gateway.errors import Receive, Send, send_error, send_json
 from gateway.framing import FramingError, Limits, check_request
@@ -51,6 +53,13 @@ def _db_ping() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
+
+
+def _error_code(raw: bytes) -> str:
+    try:
+        return str(json.loads(raw)["error"]["code"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return ""
 
 
 class Gateway:
@@ -83,6 +92,7 @@ class Gateway:
         self._started = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._db_ok_until = 0.0
+        self.cold = ColdPath(self)
 
     async def _load_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:
         return await sync_to_async(tenant_route, thread_sensitive=False)(tenant_id=tenant_id)
@@ -100,7 +110,13 @@ class Gateway:
                 self.limiter = RateLimiter(self.redis)
                 self._tasks.append(
                     asyncio.create_task(
-                        listen_for_invalidations(settings.REDIS_URL, routes=self.routes, devices=self.devices)
+                        listen_for_invalidations(
+                            settings.REDIS_URL,
+                            routes=self.routes,
+                            devices=self.devices,
+                            on_tenant=self.cold.invalidate,
+                            on_reset=self.cold.reset,
+                        )
                     )
                 )
             self.discovery.start()
@@ -108,6 +124,7 @@ class Gateway:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        await self.cold.close()
         if self.session is not None:
             await self.session.close()
         if self.redis is not None:
@@ -252,6 +269,9 @@ class Gateway:
             payload: Any = await self._small_body(body)
         except (BodyTooLarge, BodyTimeout, ClientGone) as exc:
             return await self._body_error(send, exc)
+        cold_eligible = self.cold.enabled and is_chat(scope) and isinstance(payload, bytes | None)
+        if cold_eligible and self.cold.is_cold(route):
+            return await self.cold.handle(scope, receive, send, route, request_id, payload, started)
         pods = self.discovery.pods(route.tier)
         query = scope.get("query_string") or b""
         target = scope.get("raw_path") or scope["path"].encode()
@@ -290,6 +310,13 @@ class Gateway:
                     return await self._body_error(send, body.error)
                 metrics.upstream_errors.labels("protocol").inc()
                 return await self._refuse(send, 502, "upstream_error", f"tier pod failed: {type(exc).__name__}")
+            raw: bytes | None = None
+            if cold_eligible and response.status in (409, 503):
+                raw = await response.read()
+                response.release()
+                if _error_code(raw) in NOT_HOT_CODES:  # the pod does not hold the tenant: cold after all
+                    self.cold.forget_warm(route.tenant_id)
+                    return await self.cold.handle(scope, receive, send, route, request_id, payload, started)
             metrics.route_choices.labels(route.tier, "first" if rank == 0 else "fallback").inc()
             metrics.request_seconds.labels(route.tier).observe(time.perf_counter() - started)
             out = [
@@ -298,7 +325,9 @@ class Gateway:
                 (b"x-percolate-route", f"{route.tier}/{pod}/{rank}".encode()),
             ]
             await send({"type": "http.response.start", "status": response.status, "headers": out})
-            if not await stream_response(response, send, receive):
+            if raw is not None:
+                await send({"type": "http.response.body", "body": raw, "more_body": False})
+            elif not await stream_response(response, send, receive):
                 metrics.upstream_errors.labels("aborted").inc()
             return response.status
         return await self._refuse(send, 502, "upstream_unavailable", "no tier pod accepted the connection")

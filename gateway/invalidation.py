@@ -7,6 +7,7 @@ disconnected, the TTL bounds how stale an entry can be.
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -18,7 +19,13 @@ from tenants.events import CHANNEL
 log = logging.getLogger(__name__)
 
 
-def apply_message(data: bytes | str, *, routes: TtlCache[uuid.UUID, Any], devices: TtlCache[uuid.UUID, Any]) -> None:
+def apply_message(
+    data: bytes | str,
+    *,
+    routes: TtlCache[uuid.UUID, Any],
+    devices: TtlCache[uuid.UUID, Any],
+    on_tenant: Callable[[uuid.UUID], None] | None = None,
+) -> None:
     text = data.decode() if isinstance(data, bytes) else data
     kind, _, raw_id = text.partition(":")
     try:
@@ -28,12 +35,19 @@ def apply_message(data: bytes | str, *, routes: TtlCache[uuid.UUID, Any], device
         return
     if kind == "tenant":
         routes.invalidate(key)
+        if on_tenant is not None:  # the cold path: a new context blob, a pod that let the tenant go
+            on_tenant(key)
     elif kind == "device":
         devices.invalidate(key)
 
 
 async def listen_for_invalidations(
-    redis_url: str, *, routes: TtlCache[uuid.UUID, Any], devices: TtlCache[uuid.UUID, Any]
+    redis_url: str,
+    *,
+    routes: TtlCache[uuid.UUID, Any],
+    devices: TtlCache[uuid.UUID, Any],
+    on_tenant: Callable[[uuid.UUID], None] | None = None,
+    on_reset: Callable[[], None] | None = None,
 ) -> None:
     backoff = 0.1
     while True:
@@ -43,10 +57,12 @@ async def listen_for_invalidations(
                 await pubsub.subscribe(CHANNEL)
                 routes.clear()
                 devices.clear()
+                if on_reset is not None:
+                    on_reset()
                 backoff = 0.1
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        apply_message(message["data"], routes=routes, devices=devices)
+                        apply_message(message["data"], routes=routes, devices=devices, on_tenant=on_tenant)
         except (RedisError, OSError):
             log.warning("invalidation: Redis subscription lost; retrying in %.1fs", backoff)
         finally:

@@ -38,3 +38,34 @@ cold_start_ttfb = Histogram(
     registry=registry,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+warm_seconds = Histogram(
+    "percolate_gateway_warm_duration_seconds",
+    "Time for a tier pod to warm a tenant on the cold path, by result",
+    ["result"],
+    registry=registry,
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+warm_queue_depth = Gauge(
+    "percolate_gateway_warm_queue_depth", "Requests waiting for a tenant's pod to warm (all tenants)", registry=registry
+)
+warm_queue_overflow = Counter(
+    "percolate_gateway_warm_queue_overflow",
+    "Requests refused because a tenant's warming queue was full",
+    registry=registry,
+)
+blob_cache_lookups = Counter(
+    "percolate_gateway_blob_cache_lookups",
+    "Context blob lookups: hit, miss (fetched), absent, invalid (did not open), error (store unreachable)",
+    ["result"],
+    registry=registry,
+)
+blob_cache_bytes = Gauge("percolate_gateway_blob_cache_bytes", "Opened context blobs held in memory", registry=registry)
+deliveries = Counter(
+    "percolate_gateway_cold_deliveries",
+    "Messages answered from a blob and then delivered to the tenant's store, by result",
+    ["result"],
+    registry=registry,
+)
+restores_requested = Counter(
+    "percolate_gateway_restores_requested", "Restores the gateway asked for, by result", ["result"], registry=registry
+)

@@ -203,6 +203,11 @@ GATEWAY_BODY_READ_TIMEOUT_SECONDS = env.float("GATEWAY_BODY_READ_TIMEOUT_SECONDS
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024)
 GATEWAY_MAX_HEADER_BYTES = env.int("GATEWAY_MAX_HEADER_BYTES", default=16 * 1024)
 GATEWAY_MAX_HEADER_COUNT = env.int("GATEWAY_MAX_HEADER_COUNT", default=100)
+# Cold path: answer a cold tenant from its context blob while its pod warms (docs/decisions.md, "Cold start").
+GATEWAY_COLD_PATH_ENABLED = env.bool("GATEWAY_COLD_PATH_ENABLED", default=True)
+GATEWAY_BLOB_CACHE_BYTES = env.int("GATEWAY_BLOB_CACHE_BYTES", default=64 * 1024 * 1024)
+GATEWAY_WARM_TIMEOUT_SECONDS = env.float("GATEWAY_WARM_TIMEOUT_SECONDS", default=30.0)
+GATEWAY_WARM_QUEUE_SIZE = env.int("GATEWAY_WARM_QUEUE_SIZE", default=32)
 
 LOGGING = {
     "version": 1,

@@ -2,8 +2,9 @@
 
 Public: ``GET /health``, ``GET /ready``, ``GET /metrics``. Everything else needs the platform's service credential
 (``Authorization: Bearer <PLATFORM_SERVICE_TOKEN>``): ``POST /internal/warm/{id}``, ``POST /internal/evict/{id}``,
-``GET /internal/tenants``, ``POST /v1/chat/completions`` (tenant from ``X-Percolate-Tenant``, optional
-``X-Percolate-Generation`` set by the gateway). Errors are JSON ``{"error": {"code", "message"}}``.
+``POST /internal/deliver/{id}`` (idempotent by request id), ``GET /internal/tenants``, ``POST /v1/chat/completions``
+(tenant from ``X-Percolate-Tenant``, optional ``X-Percolate-Generation`` set by the gateway). Errors are JSON
+``{"error": {"code", "message"}}``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _TENANT_ROUTE = re.compile(r"^/internal/(warm|evict)/([^/]+)/?$")
+_DELIVER_ROUTE = re.compile(r"^/internal/deliver/([^/]+)/?$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
 class HttpError(Exception):
@@ -201,6 +204,9 @@ class NodeApp:
                 )
             else:
                 await _json(send, 200, await self.manager.evict(tenant_id, generation))
+        elif m := _DELIVER_ROUTE.match(path):
+            _allow(method, "POST")
+            await self._deliver(_uuid(m.group(1), "tenant id in the path"), scope, receive, send)
         elif path == "/internal/tenants":
             _allow(method, "GET")
             await _json(
@@ -225,6 +231,28 @@ class NodeApp:
             raise HttpError(
                 401, "unauthorized", "the service credential is missing or wrong", [(b"www-authenticate", b"Bearer")]
             )
+
+    async def _deliver(self, tenant_id: uuid.UUID, scope: Scope, receive: Receive, send: Send) -> None:
+        """Store a message the gateway answered from the context blob while the tenant was cold, exactly once.
+
+        Body: ``{"generation", "request_id", "messages": [...], "reply"}``. A repeat with the same request id (a
+        retry after a lost answer) stores nothing and answers ``"delivered": false`` with the first seq.
+        """
+        body = (await _json_body(scope, receive, self.cfg.max_body_bytes)) or {}
+        generation = _generation(body)
+        request_id, reply = body.get("request_id"), body.get("reply", "")
+        if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
+            raise HttpError(400, "invalid_request_id", "request_id must be 1-128 characters of [A-Za-z0-9._-]")
+        if not isinstance(reply, str):
+            raise HttpError(400, "invalid_request", "reply must be a string")
+        try:
+            prompt = chat.parse_request({"messages": body.get("messages")}).last_user_message
+        except chat.ChatRequestError as exc:
+            raise HttpError(400, "invalid_request", str(exc)) from exc
+        async with self.manager.lease(tenant_id, generation) as t:
+            assert t.store is not None
+            seq, stored = chat.deliver_exchange(t.store, request_id, prompt, reply)
+        await _json(send, 200, {"tenant_id": str(tenant_id), "request_id": request_id, "seq": seq, "delivered": stored})
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw_tenant = _header(scope, b"x-percolate-tenant")
@@ -309,7 +337,10 @@ def create_app(env: Mapping[str, str] | None = None, **kwargs: Any) -> NodeApp:
 
 
 def _known(path: str) -> bool:
-    return bool(_TENANT_ROUTE.match(path)) or path in ("/internal/tenants", "/v1/chat/completions")
+    return bool(_TENANT_ROUTE.match(path) or _DELIVER_ROUTE.match(path)) or path in (
+        "/internal/tenants",
+        "/v1/chat/completions",
+    )
 
 
 def _allow(method: str, *allowed: str) -> None:

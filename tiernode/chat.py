@@ -138,3 +138,19 @@ def store_exchange(store: TenantStore, user_message: str) -> tuple[str, int]:
     reply = compose_reply(store, user_message)
     seq = store.append_message("assistant", reply)
     return reply, seq
+
+
+def deliver_exchange(store: TenantStore, request_id: str, user_message: str, reply: str) -> tuple[int, bool]:
+    """Store a message the gateway answered while the tenant was cold (with the answer it gave), once per request id.
+
+    Returns (seq of the user message, True if stored now / False if it was already delivered). Runs without an
+    await between the check and the writes, so concurrent repeats on one event loop cannot both store it.
+    """
+    seen = store.delivered_seq(request_id)
+    if seen is not None:
+        return seen, False
+    seq = store.append_message("user", user_message)
+    store.remember(user_message)
+    store.append_message("assistant", reply)
+    store.mark_delivered(request_id, seq)
+    return seq, True

@@ -5,6 +5,7 @@ Keys:
   ``f:{name}``      a key fact ``{"value", "ts"}``
   ``p:{name}``      a preference ``{"value", "ts"}``
   ``meta:tenant``   the tenant id the directory belongs to (checked on open)
+  ``d:{request_id}`` a delivery already stored (``{"seq"}``): a repeated delivery is a no-op
 
 All methods are blocking; the manager runs open/close/snapshot in a thread.
 """
@@ -25,6 +26,7 @@ MSG = b"m:"
 FACT = b"f:"
 PREF = b"p:"
 META_TENANT = b"meta:tenant"
+DELIVERED = b"d:"  # d:{request_id} -> the seq of the delivered user message (idempotent delivery)
 
 
 class StoreError(Exception):
@@ -117,6 +119,14 @@ class TenantStore:
             out.append(json.loads(value))
         out.reverse()
         return out
+
+    def delivered_seq(self, request_id: str) -> int | None:
+        """The seq of the user message stored for ``request_id`` by an earlier delivery, if any."""
+        raw = cast(bytes | None, self.db.get(DELIVERED + request_id.encode()))
+        return None if raw is None else int(json.loads(raw)["seq"])
+
+    def mark_delivered(self, request_id: str, seq: int) -> None:
+        self.db.put(DELIVERED + request_id.encode(), json.dumps({"seq": seq}).encode(), self._write_opts)
 
     def set_fact(self, name: str, value: str) -> None:
         self._put_named(FACT, name, value)

@@ -139,4 +139,7 @@ def gateway_settings(settings: Any) -> Any:
     """Tier pods are set per test; rate limits generous unless a test lowers them."""
     settings.GATEWAY_TIER_PODS = {"A": [], "B": [], "C": []}
     settings.GATEWAY_TIER_DNS = {}
+    # The stand-in pods here do not implement the tier-pod contract (warm, deliver): the cold path is tested with a
+    # real tier node in test_coldstart*.py, which turns it back on.
+    settings.GATEWAY_COLD_PATH_ENABLED = False
     return settings

@@ -1,0 +1,152 @@
+"""The context blob cache: fetch `tenants/{id}/context.bin`, open it with the sealed format, keep it in memory.
+
+An LRU bounded in bytes (the blob's opened JSON size), with single-flight loading per tenant. An entry is dropped
+when the tenant's invalidation message arrives (the node writes a fresh blob whenever it moves a tenant out of hot,
+and the platform publishes `tenant:<id>` when the node reports that move), so the next cold request reads the new
+one. A blob that does not open (wrong key, another tenant's, truncated, flipped byte, not JSON, wrong tenant inside)
+is treated as absent, counted and logged: never served. Absence is not cached, so a blob written a moment later is
+seen by the next request.
+"""
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from gateway import metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ContextBlob:
+    tenant_id: uuid.UUID
+    doc: dict[str, Any]
+    size: int
+
+
+class BlobInvalid(Exception):
+    """The stored blob exists but must not be served."""
+
+
+def parse_blob(data: bytes, tenant_id: uuid.UUID) -> ContextBlob:
+    """Pure check of an opened blob's JSON: an object naming this tenant."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BlobInvalid(f"not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("tenant_id") != str(tenant_id):
+        raise BlobInvalid("the blob names another tenant")
+    return ContextBlob(tenant_id, doc, len(data))
+
+
+def fetch_and_open(tenant_id: uuid.UUID) -> ContextBlob | None:
+    """Blocking: read the stored blob and open it with the tenant's key. None if absent; BlobInvalid if bad."""
+    from archival import objectstore, sealed
+    from tenants.keys import tenant_data_key
+
+    try:
+        with objectstore.open_reader(objectstore.context_key(tenant_id)) as reader:
+            raw = reader.read()
+    except objectstore.ObjectMissing:
+        return None
+
+    def key_for(key_id: str) -> bytes:
+        return tenant_data_key(tenant_id=tenant_id, key_id=key_id)[1]
+
+    try:
+        data = sealed.open_bytes(blob=raw, tenant_id=tenant_id, kind=sealed.KIND_CONTEXT, key_for=key_for)
+    except Exception as exc:  # SealedError, or the key it names does not exist (NotFound/Conflict)
+        raise BlobInvalid(f"{type(exc).__name__}: {exc}") from exc
+    return parse_blob(data, tenant_id)
+
+
+class BlobCache:
+    def __init__(
+        self,
+        *,
+        max_bytes: int,
+        loader: Callable[[uuid.UUID], Awaitable[ContextBlob | None]] | None = None,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self._loader = loader or sync_to_async(fetch_and_open, thread_sensitive=False)
+        self._entries: OrderedDict[uuid.UUID, ContextBlob] = OrderedDict()
+        self._inflight: dict[uuid.UUID, asyncio.Future[ContextBlob | None]] = {}
+        self._generation: dict[uuid.UUID, int] = {}
+        self.bytes = 0
+
+    async def get(self, tenant_id: uuid.UUID) -> ContextBlob | None:
+        entry = self._entries.get(tenant_id)
+        if entry is not None:
+            self._entries.move_to_end(tenant_id)
+            metrics.blob_cache_lookups.labels("hit").inc()
+            return entry
+        inflight = self._inflight.get(tenant_id)
+        if inflight is not None:
+            return await asyncio.shield(inflight)
+        future: asyncio.Future[ContextBlob | None] = asyncio.get_running_loop().create_future()
+        self._inflight[tenant_id] = future
+        started_at = self._generation.get(tenant_id, 0)
+        try:
+            blob = await self._load(tenant_id)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        finally:
+            self._inflight.pop(tenant_id, None)
+        if blob is not None and self._generation.get(tenant_id, 0) == started_at:
+            self._store(blob)
+        future.set_result(blob)
+        return blob
+
+    async def _load(self, tenant_id: uuid.UUID) -> ContextBlob | None:
+        try:
+            blob = await self._loader(tenant_id)
+        except BlobInvalid as exc:
+            metrics.blob_cache_lookups.labels("invalid").inc()
+            log.warning("context blob of %s does not open; not served: %s", tenant_id, exc)
+            return None
+        except Exception:  # the object store or the key lookup failed: no blob this time
+            metrics.blob_cache_lookups.labels("error").inc()
+            log.exception("context blob of %s could not be fetched", tenant_id)
+            return None
+        metrics.blob_cache_lookups.labels("miss" if blob is not None else "absent").inc()
+        return blob
+
+    def _store(self, blob: ContextBlob) -> None:
+        if blob.size > self.max_bytes:
+            return  # served once, not kept: it would evict everything else
+        self._drop(blob.tenant_id)
+        self._entries[blob.tenant_id] = blob
+        self.bytes += blob.size
+        while self.bytes > self.max_bytes and self._entries:
+            _, old = self._entries.popitem(last=False)
+            self.bytes -= old.size
+        metrics.blob_cache_bytes.set(self.bytes)
+
+    def _drop(self, tenant_id: uuid.UUID) -> None:
+        old = self._entries.pop(tenant_id, None)
+        if old is not None:
+            self.bytes -= old.size
+            metrics.blob_cache_bytes.set(self.bytes)
+
+    def invalidate(self, tenant_id: uuid.UUID) -> None:
+        self._drop(tenant_id)
+        self._generation[tenant_id] = self._generation.get(tenant_id, 0) + 1
+        if len(self._generation) > 100_000:
+            self._generation.clear()
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+        metrics.blob_cache_bytes.set(0)
+
+    def __contains__(self, tenant_id: uuid.UUID) -> bool:
+        return tenant_id in self._entries

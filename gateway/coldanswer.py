@@ -1,0 +1,119 @@
+"""The cold path's answers, as pure functions: the instant answer built from a context blob, and its SSE framing.
+
+The answer is deterministic (same blob and message, same answer), built only from what the blob holds: recent
+messages, key facts and preferences. Every chunk carries ``"percolate": {"cold_start": kind}`` so a client can tell a
+cached answer from the pod's own.
+"""
+
+import hashlib
+import json
+import time
+from typing import Any
+
+WARMING = "warming"
+DONE = b"data: [DONE]\n\n"
+MODEL = "percolate-context-cache"
+
+
+def last_user_message(payload: Any) -> str | None:
+    """The last user message of an OpenAI chat request body (text parts joined), or None if there is none."""
+    messages = payload.get("messages") if isinstance(payload, dict) else None
+    if not isinstance(messages, list):
+        return None
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "".join(
+                    p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+                )
+            return ""
+    return None
+
+
+def wants_stream(payload: Any) -> bool:
+    return isinstance(payload, dict) and payload.get("stream") is True
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def compose(blob: dict[str, Any], user_message: str) -> str:
+    """An answer from the tenant's own context while its workspace warms up."""
+    facts = blob.get("facts") or {}
+    prefs = blob.get("preferences") or {}
+    messages = [m for m in blob.get("messages") or [] if isinstance(m, dict)]
+    parts = ["Your workspace is waking up; here is what I have from our recent context."]
+    if facts:
+        listed = "; ".join(str(v) if str(k).startswith("note:") else f"{k}: {v}" for k, v in sorted(facts.items())[:10])
+        parts.append(f"I remember: {listed}.")
+    if prefs:
+        listed = ", ".join(f"you {verb} {item}" for item, verb in sorted(prefs.items())[:10])
+        parts.append(f"Preferences: {listed}.")
+    said = [m for m in messages if m.get("role") == "user"]
+    if said:
+        parts.append(f'Last time you said: "{_clip(said[-1].get("content", ""))}".')
+    answered = [m for m in messages if m.get("role") == "assistant"]
+    if answered:
+        parts.append(f'My last answer was: "{_clip(answered[-1].get("content", ""))}".')
+    parts.append(f'You said: "{_clip(user_message)}". A full answer follows once your workspace is ready.')
+    return " ".join(parts)
+
+
+def _tokens(text: str) -> list[str]:
+    words = text.split(" ")
+    return [words[0]] + [" " + w for w in words[1:]]
+
+
+def completion_id(request_id: str) -> str:
+    return "chatcmpl-cold-" + hashlib.sha256(request_id.encode()).hexdigest()[:20]
+
+
+def event(name: str, doc: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(doc, separators=(',', ':'))}\n\n".encode()
+
+
+def status_event(status: str, **extra: Any) -> bytes:
+    return event("percolate.status", {"status": status, **extra})
+
+
+def error_event(code: str, message: str) -> bytes:
+    return event("percolate.error", {"error": {"code": code, "message": message}})
+
+
+def chunks(answer: str, *, request_id: str, kind: str, created: int | None = None) -> list[bytes]:
+    """The answer as OpenAI chat.completion.chunk events (role, one per word, finish), each marked; then [DONE]."""
+    cid, created = completion_id(request_id), created or int(time.time())
+
+    def one(delta: dict[str, str], finish: str | None = None) -> bytes:
+        doc = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": MODEL,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "percolate": {"cold_start": kind},
+        }
+        return b"data: " + json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+
+    out = [one({"role": "assistant", "content": ""})]
+    out += [one({"content": tok}) for tok in _tokens(answer)]
+    out.append(one({}, "stop"))
+    return out
+
+
+def completion(answer: str, *, request_id: str, kind: str) -> bytes:
+    """The non-streaming form of the instant answer."""
+    doc = {
+        "id": completion_id(request_id),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+        "percolate": {"cold_start": kind},
+    }
+    return json.dumps(doc, ensure_ascii=False).encode()
