@@ -149,8 +149,9 @@ def deliver_exchange(store: TenantStore, request_id: str, user_message: str, rep
     seen = store.delivered_seq(request_id)
     if seen is not None:
         return seen, False
-    seq = store.append_message("user", user_message)
-    store.remember(user_message)
-    store.append_message("assistant", reply)
-    store.mark_delivered(request_id, seq)
+    with store.atomic():  # the exchange and its delivery marker together: a retry after a crash cannot repeat it
+        seq = store.append_message("user", user_message)
+        store.remember(user_message)
+        store.append_message("assistant", reply)
+        store.mark_delivered(request_id, seq)
     return seq, True

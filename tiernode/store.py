@@ -17,10 +17,11 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from rocksdict import Options, Rdict, WriteOptions
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 MSG = b"m:"
 FACT = b"f:"
@@ -58,6 +59,7 @@ class TenantStore:
         self.tenant_id = tenant_id
         self.path = tenant_path(data_root, tenant_id)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._batch: WriteBatch | None = None
         self._db: Rdict | None = Rdict(str(self.path), _options())
         self._write_opts = WriteOptions()
         owner = cast(bytes | None, self._db.get(META_TENANT))
@@ -103,11 +105,30 @@ class TenantStore:
             out[key[len(prefix) :].decode()] = json.loads(value)["value"]
         return out
 
+    def _put(self, key: bytes, value: bytes) -> None:
+        if self._batch is not None:
+            self._batch.put(key, value)
+        else:
+            self.db.put(key, value, self._write_opts)
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Writes inside the block land together in one RocksDB write batch, or not at all."""
+        self._batch, seq = WriteBatch(raw_mode=True), self._seq
+        try:
+            yield
+            self.db.write(self._batch, self._write_opts)
+        except BaseException:
+            self._seq = seq
+            raise
+        finally:
+            self._batch = None
+
     def append_message(self, role: str, content: str) -> int:
         self._seq += 1
         seq = self._seq
         record = {"seq": seq, "role": role, "content": content, "ts": time.time()}
-        self.db.put(_msg_key(seq), json.dumps(record, separators=(",", ":")).encode(), self._write_opts)
+        self._put(_msg_key(seq), json.dumps(record, separators=(",", ":")).encode())
         return seq
 
     def recent_messages(self, limit: int) -> list[dict[str, Any]]:
@@ -126,7 +147,7 @@ class TenantStore:
         return None if raw is None else int(json.loads(raw)["seq"])
 
     def mark_delivered(self, request_id: str, seq: int) -> None:
-        self.db.put(DELIVERED + request_id.encode(), json.dumps({"seq": seq}).encode(), self._write_opts)
+        self._put(DELIVERED + request_id.encode(), json.dumps({"seq": seq}).encode())
 
     def set_fact(self, name: str, value: str) -> None:
         self._put_named(FACT, name, value)
@@ -138,7 +159,7 @@ class TenantStore:
 
     def _put_named(self, prefix: bytes, name: str, value: str) -> None:
         record = json.dumps({"value": value, "ts": time.time()}, separators=(",", ":")).encode()
-        self.db.put(prefix + name.encode(), record, self._write_opts)
+        self._put(prefix + name.encode(), record)
 
     def remember(self, text: str) -> None:
         """Deterministic memory extraction from a user message: facts and preferences."""

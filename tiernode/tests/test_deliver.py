@@ -59,3 +59,32 @@ async def test_a_delivery_is_checked_like_any_internal_call(make_node: Callable[
         assert (await client.warm(tenant, generation=3)).status == 200
         stale = await client.request("POST", path, json_body=_doc("r", "x", generation=2))
         assert stale.status == 409 and stale.json()["error"]["code"] == "stale_generation"
+
+
+def test_a_crash_inside_a_delivery_stores_none_of_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from tiernode.chat import deliver_exchange
+    from tiernode.store import TenantStore
+
+    store = TenantStore(tmp_path, uuid.uuid4())
+    before = store.message_count
+
+    class Crash(Exception):
+        pass
+
+    original = store.mark_delivered
+
+    def crash_before_marker(request_id: str, seq: int) -> None:
+        raise Crash()
+
+    store.mark_delivered = crash_before_marker  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        deliver_exchange(store, "req-1", "hello", "hi")
+    assert store.message_count == before and store.delivered_seq("req-1") is None
+    store.mark_delivered = original  # type: ignore[method-assign]
+    seq, stored = deliver_exchange(store, "req-1", "hello", "hi")
+    assert stored and store.delivered_seq("req-1") == seq
+    assert [m["content"] for m in store.recent_messages(10)][-2:] == ["hello", "hi"]
+    assert deliver_exchange(store, "req-1", "hello", "hi") == (seq, False)
+    store.close()
