@@ -62,6 +62,12 @@ def _error_code(raw: bytes) -> str:
         return ""
 
 
+def _small_and_whole(response: aiohttp.ClientResponse) -> bool:
+    """A response with a small declared length that is not an event stream: read it at once."""
+    length = response.content_length
+    return length is not None and length <= SMALL_BODY and response.content_type != "text/event-stream"
+
+
 class Gateway:
     def __init__(self) -> None:
         self.limits = Limits(
@@ -284,16 +290,14 @@ class Gateway:
                     send, 503, "no_pods", f"no pods for tier {route.tier}", [(b"retry-after", b"5")]
                 )
             try:
-                response = await asyncio.wait_for(
-                    self.session.request(
+                async with asyncio.timeout(self.timeouts.response_headers):  # no extra task, unlike wait_for
+                    response = await self.session.request(
                         scope["method"],
                         f"http://{pod}{target.decode('latin-1')}",
                         data=payload,
                         headers=self._upstream_headers(scope, route, request_id),
                         allow_redirects=False,
-                    ),
-                    self.timeouts.response_headers,
-                )
+                    )
             except aiohttp.ClientConnectorError:
                 metrics.upstream_errors.labels("connect").inc()
                 pods.eject(pod)
@@ -324,6 +328,9 @@ class Gateway:
                 (b"x-request-id", request_id),
                 (b"x-percolate-route", f"{route.tier}/{pod}/{rank}".encode()),
             ]
+            if raw is None and _small_and_whole(response):
+                raw = await response.read()  # one send, no streaming machinery, for the common small answer
+                response.release()
             await send({"type": "http.response.start", "status": response.status, "headers": out})
             if raw is not None:
                 await send({"type": "http.response.body", "body": raw, "more_body": False})
