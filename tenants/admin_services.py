@@ -6,8 +6,20 @@ from django.db import IntegrityError, transaction
 
 from tenants.audit import Actor, audit_write, changes
 from tenants.errors import Conflict
-from tenants.models import SecurityMode, Tenant, Tier
-from tenants.services import _locked_tenant, _require_choice, normalize_email
+from tenants.events import tenant_changed
+from tenants.models import SecurityMode, Tenant, TenantState, Tier
+from tenants.services import locked_tenant, normalize_email, require_choice
+
+
+def _fence_old_tier(tenant: Tenant) -> None:
+    """A new tier means new pods: bump the generation and forget the pod, so the old tier's pod is refused from now
+    on and the gateway routes the tenant to its new tier (which loads it on the next request)."""
+    state = TenantState.objects.select_for_update().get(tenant=tenant)
+    state.generation += 1
+    state.pod_id = None
+    state.tier_deployment = f"tier-{tenant.tier.lower()}"
+    state.save(update_fields=["generation", "pod_id", "tier_deployment", "updated_at"])
+
 
 # Status is not here on purpose: it changes only through tenant_suspend / tenant_reactivate / tenant_delete.
 EDITABLE_FIELDS = ("email", "tier", "security_mode")
@@ -26,12 +38,12 @@ def tenant_update(
     if email is not None:
         wanted["email"] = normalize_email(email)
     if tier is not None:
-        wanted["tier"] = _require_choice("tier", tier, Tier.values)
+        wanted["tier"] = require_choice("tier", tier, Tier.values)
     if security_mode is not None:
-        wanted["security_mode"] = _require_choice("security_mode", security_mode, SecurityMode.values)
+        wanted["security_mode"] = require_choice("security_mode", security_mode, SecurityMode.values)
     try:
         with transaction.atomic():
-            tenant = _locked_tenant(tenant_id)
+            tenant = locked_tenant(tenant_id)
             before = {field: getattr(tenant, field) for field in wanted}
             diff = changes(before, wanted)
             if not diff:
@@ -39,6 +51,9 @@ def tenant_update(
             for field in diff:
                 setattr(tenant, field, wanted[field])
             tenant.save(update_fields=[*diff, "updated_at"])
+            if "tier" in diff:
+                _fence_old_tier(tenant)
+            tenant_changed(tenant.id)
             audit_write(
                 actor=actor,
                 action="tenant.updated",

@@ -26,13 +26,13 @@ def normalize_email(email: object) -> str:
     return email
 
 
-def _require_choice(field: str, value: object, allowed: list[str]) -> str:
+def require_choice(field: str, value: object, allowed: list[str]) -> str:
     if value not in allowed:
         raise InvalidInput(f"invalid {field}: {value!r}", fields={field: [f"Must be one of {', '.join(allowed)}."]})
     return str(value)
 
 
-def _locked_tenant(tenant_id: uuid.UUID | str) -> Tenant:
+def locked_tenant(tenant_id: uuid.UUID | str) -> Tenant:
     try:
         return Tenant.objects.select_for_update().get(pk=tenant_id)
     except (Tenant.DoesNotExist, ValidationError, ValueError) as exc:
@@ -44,8 +44,8 @@ def tenant_provision(
 ) -> Tenant:
     """Create a tenant with its state row, its first data key and an audit row, or nothing at all."""
     email = normalize_email(email)
-    tier = _require_choice("tier", tier, Tier.values)
-    security_mode = _require_choice("security_mode", security_mode, SecurityMode.values)
+    tier = require_choice("tier", tier, Tier.values)
+    security_mode = require_choice("security_mode", security_mode, SecurityMode.values)
     try:
         with transaction.atomic():
             tenant = Tenant.objects.create(email=email, tier=tier, security_mode=security_mode)
@@ -72,7 +72,7 @@ def _tenant_set_status(
     *, tenant_id: uuid.UUID | str, status: str, allowed_from: set[str], action: str, actor: Actor, reason: str = ""
 ) -> Tenant:
     with transaction.atomic():
-        tenant = _locked_tenant(tenant_id)
+        tenant = locked_tenant(tenant_id)
         if tenant.status == status:
             return tenant
         if tenant.status not in allowed_from:
@@ -130,11 +130,11 @@ def tenant_state_transition(
     *, tenant_id: uuid.UUID | str, to_state: object, generation: object, actor: Actor, pod_id: str | None = None
 ) -> TenantState:
     """Move a tenant's state along an allowed transition, only for the holder of the current generation."""
-    to_state = _require_choice("state", to_state, State.values)
+    to_state = require_choice("state", to_state, State.values)
     if not isinstance(generation, int) or isinstance(generation, bool) or generation < 1:
         raise InvalidInput("invalid generation", fields={"generation": ["Must be a positive integer."]})
     with transaction.atomic():
-        tenant = _locked_tenant(tenant_id)
+        tenant = locked_tenant(tenant_id)
         state = TenantState.objects.select_for_update().get(tenant=tenant)
         if generation != state.generation:
             raise StaleGeneration(f"generation {generation} is stale; current is {state.generation}")
@@ -172,7 +172,7 @@ def tenant_state_transition(
 def tenant_assign_pod(*, tenant_id: uuid.UUID | str, pod_id: str, actor: Actor) -> TenantState:
     """(Re)assign the tenant to a pod and bump the generation, fencing off whichever pod held it before."""
     with transaction.atomic():
-        tenant = _locked_tenant(tenant_id)
+        tenant = locked_tenant(tenant_id)
         state = TenantState.objects.select_for_update().get(tenant=tenant)
         before = {"pod_id": state.pod_id, "generation": state.generation}
         state.pod_id = pod_id
