@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
+from tenants.errors import NotFound
 from tenants.models import State, Tenant, TenantState
 
 
@@ -76,3 +77,18 @@ def device_key(*, device_id: uuid.UUID | str) -> DeviceKey | None:
     if row is None:
         return None
     return DeviceKey(uuid.UUID(str(device_id)), row[0], row[1], row[2] is not None)
+
+
+def resolve_tenant_id(ref: str) -> uuid.UUID:
+    """A tenant id from an id or an email (any letter case); NotFound otherwise."""
+    ref = ref.strip()
+    try:
+        tenant_id = uuid.UUID(ref)
+    except ValueError:
+        found = Tenant.objects.filter(email=ref.lower()).values_list("id", flat=True).first()
+        if found is None:
+            raise NotFound(f"no tenant with id or email {ref!r}") from None
+        return found
+    if not Tenant.objects.filter(pk=tenant_id).exists():
+        raise NotFound(f"no tenant with id or email {ref!r}")
+    return tenant_id

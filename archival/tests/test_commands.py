@@ -51,5 +51,8 @@ def test_sweep_dry_run_and_limit(db, fs_store, data_root, make_tenant, django_ca
 
 
 def test_unknown_tenant(db, fs_store, data_root) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(CommandError, match="does not exist"):
-        run("archive_tenant", "00000000-0000-0000-0000-000000000000")
+    for command in ("archive_tenant", "restore_tenant"):
+        with pytest.raises(CommandError, match="no tenant"):
+            run(command, "00000000-0000-0000-0000-000000000000")
+        with pytest.raises(CommandError, match="no tenant"):
+            run(command, "nobody@example.com")

@@ -1,25 +1,11 @@
-"""Archive one cold tenant: `manage.py archive_tenant TENANT_ID [--wait]`."""
-
-from django.core.management.base import BaseCommand, CommandError
+"""Archive one tenant: `manage.py archive_tenant TENANT_ID_OR_EMAIL [--wait]`."""
 
 from archival import services
-from tenants.audit import Actor
-from tenants.errors import PlatformError
+from archival.commands import JobCommand
 
 
-class Command(BaseCommand):
-    help = "Archive a cold tenant's RocksDB to the object store (enqueued, or inline with --wait)."
-
-    def add_arguments(self, parser):
-        parser.add_argument("tenant_id")
-        parser.add_argument("--wait", action="store_true", help="run in this process instead of enqueueing")
-
-    def handle(self, *args, **opts):
-        actor = Actor.system("cli:archive_tenant")
-        try:
-            job = services.archive_request(tenant_id=opts["tenant_id"], actor=actor, enqueue=not opts["wait"])
-            if opts["wait"]:
-                job = services.archive_run(job_id=job.id)
-        except PlatformError as exc:
-            raise CommandError(exc.message) from exc
-        self.stdout.write(f"archive job {job.id}: {job.status}")
+class Command(JobCommand):
+    help = "Archive a tenant's RocksDB to the object store (a hot tenant is evicted through its pod first)."
+    verb = "archive"
+    request = staticmethod(services.archive_request)
+    run = staticmethod(services.archive_run)

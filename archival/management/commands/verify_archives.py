@@ -1,20 +1,23 @@
 """Restore drill: open archives into a scratch directory and compare digests, never touching live data."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
 from archival import services
 from archival.selectors import completed_archives
+from tenants.commands import PlatformCommand
 from tenants.errors import PlatformError
 
 
-class Command(BaseCommand):
+class Command(PlatformCommand):
     help = "Verify archived tenants' archives by a scratch restore (digest and entry count against the manifest)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--sample", type=int, default=None, help="check N random archives instead of all")
 
-    def handle(self, *args, **opts):
+    def handle(self, *args: Any, **opts: Any) -> None:
         jobs = list(completed_archives(sample=opts["sample"]))
         failures = []
         for job in tqdm(jobs, desc="verifying archives", unit="archive", file=self.stderr._out, disable=not jobs):

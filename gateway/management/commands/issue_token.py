@@ -3,13 +3,15 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from gateway.tokens import MAX_LIFETIME, mint_platform_token
+from tenants.commands import PlatformCommand
 from tenants.models import Tenant, TenantStatus
+from tenants.selectors import resolve_tenant_id
 
 
-class Command(BaseCommand):
+class Command(PlatformCommand):
     help = "Print a short-lived platform JWT for a tenant, for `Authorization: Bearer <token>` at the gateway."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -17,14 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--ttl", type=int, default=900, help=f"seconds, at most {MAX_LIFETIME['platform']}")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        ident = options["tenant"].strip()
-        lookup = {"email": ident.lower()} if "@" in ident else {"pk": ident}
-        try:
-            tenant = Tenant.objects.filter(**lookup).first()
-        except Exception as exc:  # a malformed id is a user error, not a crash
-            raise CommandError(f"not a tenant id or email: {ident}") from exc
-        if tenant is None:
-            raise CommandError(f"no tenant {ident}")
+        tenant = Tenant.objects.get(pk=resolve_tenant_id(options["tenant"]))
         if tenant.status != TenantStatus.ACTIVE:
             raise CommandError(f"tenant {tenant.id} is {tenant.status}; the gateway would refuse its tokens")
         ttl = options["ttl"]
