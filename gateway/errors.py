@@ -29,3 +29,11 @@ async def send_error(
     send: Send, status: int, code: str, message: str, extra_headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     await send_json(send, status, error_body(code, message), extra_headers)
+
+
+def error_code_of(raw: bytes) -> str:
+    """The `code` of a JSON error body in our shape (ours or a tier pod's); "" for anything else."""
+    try:
+        return str(json.loads(raw)["error"]["code"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return ""

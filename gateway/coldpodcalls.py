@@ -1,0 +1,128 @@
+"""Cold-path calls to the tier pod: warming the tenant there, and delivering a blob-answered message to its store."""
+
+import asyncio
+import json
+import logging
+import uuid
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from gateway import metrics
+from gateway.errors import error_code_of
+from gateway.warming import QueueFull, Ticket, Warmer, WarmFailed
+from tenants.selectors import TenantRoute
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger("gateway.coldpath")
+
+NOT_HOT_CODES = frozenset({"unknown_generation", "load_failed"})
+DELIVERY_ATTEMPTS = 5
+WARM_ATTEMPTS_FOR_DELIVERY = 3
+
+
+class PodCalls:
+    """Mixin of ColdPath (which sets these attributes)."""
+
+    gw: "Gateway"
+    warmer: Warmer
+    warm_timeout: float
+    _delivery_locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock]
+
+    def _service_headers(self, route: TenantRoute, request_id: str) -> dict[str, str]:
+        return {
+            "Authorization": self.gw.service_authorization.decode(),
+            "X-Percolate-Tenant": str(route.tenant_id),
+            "X-Percolate-Generation": str(route.generation),
+            "X-Request-Id": request_id,
+        }
+
+    async def _warm_pod(self, tenant_id: uuid.UUID, generation: int) -> str:
+        route = await self.gw.routes.get(tenant_id)
+        if route is None:
+            raise WarmFailed(503, "warm_failed", "the tenant is gone")
+        pods = self.gw.discovery.pods(route.tier)
+        assert self.gw.session is not None
+        for _attempt in range(3):
+            pod, _rank = pods.choose(str(tenant_id))
+            if pod is None:
+                raise WarmFailed(503, "no_pods", f"no pods for tier {route.tier}")
+            try:
+                async with self.gw.session.post(
+                    f"http://{pod}/internal/warm/{tenant_id}",
+                    json={"generation": generation},
+                    headers={"Authorization": self.gw.service_authorization.decode()},
+                ) as response:
+                    body = await response.read()
+            except aiohttp.ClientConnectorError:
+                pods.eject(pod)
+                continue
+            except aiohttp.ClientError as exc:
+                raise WarmFailed(502, "warm_failed", f"the tier pod failed: {type(exc).__name__}") from exc
+            if response.status == 200:
+                return pod
+            code = error_code_of(body)
+            if code == "stale_generation":
+                self.gw.routes.invalidate(tenant_id)
+            raise WarmFailed(503, "warm_failed", f"the tier pod refused the warm: {response.status} {code}", 1)
+        raise WarmFailed(502, "warm_failed", "no tier pod accepted the connection")
+
+    async def _deliver(
+        self, ticket: Ticket, route: TenantRoute, request_id: str, messages: list[Any], answer: str
+    ) -> WarmFailed | None:
+        """Store the message once the pod is warm: None on success, else why not (after retries)."""
+        error: WarmFailed | None = None
+        for warm_attempt in range(WARM_ATTEMPTS_FOR_DELIVERY):
+            try:
+                if warm_attempt:
+                    await asyncio.sleep(0.2 * warm_attempt)
+                    ticket = self.warmer.enter(route.tenant_id, route.generation)
+                pod = await ticket.ready()
+            except QueueFull as exc:
+                error = WarmFailed(503, "warm_queue_full", str(exc))
+                continue
+            except WarmFailed as exc:
+                error = exc
+                continue
+            error = await self._post_delivery(pod, route, request_id, messages, answer)
+            if error is None or error.code != "delivery_unavailable":
+                break
+        if error is not None:
+            metrics.deliveries.labels("failed").inc()
+            log.warning(
+                "message %s for %s answered from the blob was not stored: %s", request_id, route.tenant_id, error
+            )
+        return error
+
+    async def _post_delivery(
+        self, pod: str, route: TenantRoute, request_id: str, messages: list[Any], answer: str
+    ) -> WarmFailed | None:
+        lock = self._delivery_locks.get(route.tenant_id)
+        if lock is None:
+            lock = self._delivery_locks[route.tenant_id] = asyncio.Lock()
+        assert self.gw.session is not None
+        doc = {"generation": route.generation, "request_id": request_id, "messages": messages, "reply": answer}
+        async with lock:  # one tenant's deliveries reach its store in arrival order
+            for attempt in range(DELIVERY_ATTEMPTS):
+                try:
+                    async with self.gw.session.post(
+                        f"http://{pod}/internal/deliver/{route.tenant_id}",
+                        json=doc,
+                        headers=self._service_headers(route, request_id),
+                        timeout=aiohttp.ClientTimeout(total=self.warm_timeout),
+                    ) as response:
+                        raw = await response.read()
+                except (aiohttp.ClientError, TimeoutError):
+                    await asyncio.sleep(0.05 * 2**attempt)
+                    continue  # idempotent by request id: a retry after a lost answer stores nothing twice
+                if response.status == 200:
+                    stored = json.loads(raw).get("delivered", False)
+                    metrics.deliveries.labels("stored" if stored else "duplicate").inc()
+                    return None
+                if response.status == 503 or error_code_of(raw) in NOT_HOT_CODES:
+                    return WarmFailed(503, "delivery_unavailable", f"the pod answered {response.status}")
+                return WarmFailed(502, "delivery_refused", f"the pod refused the message: {error_code_of(raw)}")
+        return WarmFailed(503, "delivery_unavailable", "the pod did not answer")

@@ -1,0 +1,96 @@
+"""Cold path, wait case: hold the request in the tenant's warming queue, then proxy it to the warm pod."""
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from gateway import coldanswer, metrics
+from gateway.coldresponse import SSE_HEADERS, refuse, send_body, until_done
+from gateway.errors import Receive, Send, error_code_of
+from gateway.headers import strip_response
+from gateway.upstream import stream_response
+from gateway.warming import Ticket, WarmFailed
+from tenants.selectors import TenantRoute
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+
+class WaitForWarm:
+    """Mixin of ColdPath (which sets `gw`)."""
+
+    gw: "Gateway"
+
+    async def _wait(
+        self,
+        scope: dict[str, Any],
+        send: Send,
+        receive: Receive,
+        ticket: Ticket,
+        route: TenantRoute,
+        request_id: bytes,
+        payload: bytes | None,
+        body: Any,
+        started: float,
+    ) -> int:
+        metrics.cold_starts.labels("wait").inc()
+        stream = coldanswer.wants_stream(body)
+        mark = (b"x-percolate-cold-start", b"wait")
+        if stream:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [*SSE_HEADERS, mark, (b"x-request-id", request_id)],
+                }
+            )
+            await send_body(send, coldanswer.status_event(coldanswer.WARMING, cold_start="wait"))
+            metrics.cold_start_ttfb.labels("wait").observe(time.perf_counter() - started)
+        ready = asyncio.ensure_future(ticket.ready())
+        try:
+            if not await until_done(ready, receive):
+                return 499
+            pod = ready.result()
+        except WarmFailed as exc:
+            if stream:
+                await send_body(send, coldanswer.error_event(exc.code, exc.message), more=False)
+                return 200
+            return await refuse(send, exc.status, exc.code, exc.message, retry_after=exc.retry_after)
+        finally:
+            ready.cancel()
+        assert self.gw.session is not None
+        target = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        try:
+            response = await asyncio.wait_for(
+                self.gw.session.post(
+                    f"http://{pod}{target}",
+                    data=payload,
+                    headers=self.gw._upstream_headers(scope, route, request_id),
+                ),
+                self.gw.timeouts.response_headers,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            code, message = "upstream_error", f"the warm pod failed: {type(exc).__name__}"
+            if stream:
+                await send_body(send, coldanswer.error_event(code, message), more=False)
+                return 200
+            return await refuse(send, 502, code, message)
+        if not stream:
+            metrics.cold_start_ttfb.labels("wait").observe(time.perf_counter() - started)
+            out = [*strip_response(response.raw_headers), mark, (b"x-request-id", request_id)]
+            await send({"type": "http.response.start", "status": response.status, "headers": out})
+            await stream_response(response, send, receive)
+            return response.status
+        if response.status != 200:
+            raw = await response.read()
+            response.release()
+            await send_body(
+                send,
+                coldanswer.error_event(error_code_of(raw) or "upstream_error", raw[:500].decode("utf-8", "replace")),
+                more=False,
+            )
+            return 200
+        await stream_response(response, send, receive)
+        return 200

@@ -1,0 +1,157 @@
+"""Forwarding a request to its tenant's tier pod: pod choice with retries, upstream headers, the streamed answer.
+
+A chat request for a tenant that is not hot goes to the cold path instead (gateway.coldpath), also when the pod
+answers that it does not hold the tenant.
+"""
+
+import asyncio
+import os
+import re
+import time
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDict
+
+from gateway import metrics
+from gateway.auth import Caller
+from gateway.coldpath import NOT_HOT_CODES, ColdPath, is_chat
+from gateway.discovery import Discovery
+from gateway.errors import Receive, Send, error_code_of, send_error
+from gateway.framing import Limits
+from gateway.headers import header_value, strip_request, strip_response
+from gateway.upstream import BodyTimeout, BodyTooLarge, ClientGone, RequestBody, Timeouts, stream_response
+from tenants.selectors import TenantRoute
+
+REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
+SMALL_BODY = 64 * 1024
+
+
+def _small_and_whole(response: aiohttp.ClientResponse) -> bool:
+    """A response with a small declared length that is not an event stream: read it at once."""
+    length = response.content_length
+    return length is not None and length <= SMALL_BODY and response.content_type != "text/event-stream"
+
+
+class Forwarding:
+    """Mixin of Gateway (which sets these attributes)."""
+
+    limits: Limits
+    timeouts: Timeouts
+    discovery: Discovery
+    session: aiohttp.ClientSession | None
+    service_authorization: bytes
+    cold: ColdPath
+
+    async def _refuse(
+        self, send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> int:
+        await send_error(send, status, code, message, headers)
+        return status
+
+    def _upstream_headers(self, scope: dict[str, Any], route: TenantRoute, request_id: bytes) -> CIMultiDict[str]:
+        client = (scope.get("client") or ("", 0))[0]
+        pairs = [
+            *strip_request(scope["headers"]),
+            (b"authorization", self.service_authorization),
+            (b"x-percolate-tenant", str(route.tenant_id).encode()),
+            (b"x-percolate-generation", str(route.generation).encode()),
+            (b"x-request-id", request_id),
+            (b"x-forwarded-for", client.encode()),
+            (b"x-forwarded-proto", scope.get("scheme", "http").encode()),
+        ]
+        return CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in pairs)
+
+    async def _forward(
+        self, scope: dict[str, Any], receive: Receive, send: Send, caller: Caller, declared: int | None, started: float
+    ) -> int:
+        route = caller.route
+        given = header_value(scope["headers"], b"x-request-id")
+        request_id = given if given and REQUEST_ID.match(given) else os.urandom(16).hex().encode()
+        body = RequestBody(receive, max_bytes=self.limits.max_body_bytes, read_timeout=self.timeouts.body_read)
+        try:
+            payload: Any = await self._small_body(body)
+        except (BodyTooLarge, BodyTimeout, ClientGone) as exc:
+            return await self._body_error(send, exc)
+        cold_eligible = self.cold.enabled and is_chat(scope) and isinstance(payload, bytes | None)
+        if cold_eligible and self.cold.is_cold(route):
+            return await self.cold.handle(scope, receive, send, route, request_id, payload, started)
+        pods = self.discovery.pods(route.tier)
+        query = scope.get("query_string") or b""
+        target = scope.get("raw_path") or scope["path"].encode()
+        target += b"?" + query if query else b""
+        assert self.session is not None
+        for _attempt in range(3):
+            pod, rank = pods.choose(str(route.tenant_id))
+            if pod is None:
+                return await self._refuse(
+                    send, 503, "no_pods", f"no pods for tier {route.tier}", [(b"retry-after", b"5")]
+                )
+            try:
+                async with asyncio.timeout(self.timeouts.response_headers):  # no extra task, unlike wait_for
+                    response = await self.session.request(
+                        scope["method"],
+                        f"http://{pod}{target.decode('latin-1')}",
+                        data=payload,
+                        headers=self._upstream_headers(scope, route, request_id),
+                        allow_redirects=False,
+                    )
+            except aiohttp.ClientConnectorError:
+                metrics.upstream_errors.labels("connect").inc()
+                pods.eject(pod)
+                if isinstance(payload, bytes | None):
+                    continue  # nothing of the body was consumed: the next choice gets it
+                return await self._refuse(send, 502, "upstream_unavailable", "tier pod refused the connection")
+            except TimeoutError:
+                metrics.upstream_errors.labels("timeout").inc()
+                return await self._refuse(send, 504, "upstream_timeout", "tier pod did not answer in time")
+            except (BodyTooLarge, BodyTimeout, ClientGone) as exc:
+                return await self._body_error(send, exc)
+            except aiohttp.ClientError as exc:
+                if body.error is not None:
+                    return await self._body_error(send, body.error)
+                metrics.upstream_errors.labels("protocol").inc()
+                return await self._refuse(send, 502, "upstream_error", f"tier pod failed: {type(exc).__name__}")
+            raw: bytes | None = None
+            if cold_eligible and response.status in (409, 503):
+                raw = await response.read()
+                response.release()
+                if error_code_of(raw) in NOT_HOT_CODES:  # the pod does not hold the tenant: cold after all
+                    self.cold.forget_warm(route.tenant_id)
+                    return await self.cold.handle(scope, receive, send, route, request_id, payload, started)
+            metrics.route_choices.labels(route.tier, "first" if rank == 0 else "fallback").inc()
+            metrics.request_seconds.labels(route.tier).observe(time.perf_counter() - started)
+            out = [
+                *strip_response(response.raw_headers),
+                (b"x-request-id", request_id),
+                (b"x-percolate-route", f"{route.tier}/{pod}/{rank}".encode()),
+            ]
+            if raw is None and _small_and_whole(response):
+                raw = await response.read()  # one send, no streaming machinery, for the common small answer
+                response.release()
+            await send({"type": "http.response.start", "status": response.status, "headers": out})
+            if raw is not None:
+                await send({"type": "http.response.body", "body": raw, "more_body": False})
+            elif not await stream_response(response, send, receive):
+                metrics.upstream_errors.labels("aborted").inc()
+            return response.status
+        return await self._refuse(send, 502, "upstream_unavailable", "no tier pod accepted the connection")
+
+    async def _small_body(self, body: RequestBody) -> bytes | RequestBody | None:
+        """Small bodies are read whole (so a refused connection can be retried on the next pod); big ones stream."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in body.prefix(SMALL_BODY):
+            chunks.append(chunk)
+            size += len(chunk)
+        if body.finished:
+            return b"".join(chunks) if size else None
+        body.push_back(b"".join(chunks))
+        return body
+
+    async def _body_error(self, send: Send, exc: BaseException) -> int:
+        if isinstance(exc, BodyTooLarge):
+            return await self._refuse(send, 413, "body_too_large", f"body exceeds {self.limits.max_body_bytes} bytes")
+        if isinstance(exc, BodyTimeout):
+            return await self._refuse(send, 408, "body_timeout", "request body arrived too slowly")
+        return 499  # the client went away; nobody to answer

@@ -1,0 +1,58 @@
+"""The gateway's own endpoints, answered without a tenant: ``/healthz``, ``/readyz`` and ``/metrics``."""
+
+import asyncio
+import time
+
+from asgiref.sync import sync_to_async
+from prometheus_client import generate_latest
+
+from gateway import metrics
+from gateway.discovery import Discovery
+from gateway.errors import Send, send_json
+
+
+def _db_ping() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+class OwnEndpoints:
+    """Mixin of Gateway (which sets ``discovery`` and ``_db_ok_until``)."""
+
+    discovery: Discovery
+    _db_ok_until: float
+
+    async def _own_endpoint(self, path: str, send: Send) -> bool:
+        if path == "/healthz":
+            await send_json(send, 200, b'{"status": "ok"}')
+        elif path == "/readyz":
+            ready, reason = await self._readiness()
+            await send_json(
+                send, 200 if ready else 503, f'{{"ready": {str(ready).lower()}, "reason": "{reason}"}}'.encode()
+            )
+        elif path == "/metrics":
+            body = generate_latest(metrics.registry)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/plain; version=0.0.4")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+        else:
+            return False
+        return True
+
+    async def _readiness(self) -> tuple[bool, str]:
+        if not self.discovery.has_pods():
+            return False, "no tier pods discovered"
+        if time.monotonic() > self._db_ok_until:
+            try:
+                await asyncio.wait_for(sync_to_async(_db_ping, thread_sensitive=False)(), 2)
+            except Exception:  # any failure means not ready
+                return False, "database does not answer"
+            self._db_ok_until = time.monotonic() + 5
+        return True, "ok"
