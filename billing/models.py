@@ -58,6 +58,7 @@ class Subscription(models.Model):
         indexes = [
             models.Index(fields=["tenant"], name="idx_subscriptions_tenant"),
             models.Index(fields=["status"], name="idx_subscriptions_status"),
+            models.Index(fields=["created_at", "id"], name="idx_subscriptions_created"),  # newest-first lists
         ]
 
     def __str__(self) -> str:
@@ -95,6 +96,7 @@ class BillingEvent(models.Model):
             models.Index(fields=["tenant"], name="idx_billing_events_tenant"),
             models.Index(fields=["event_type"], name="idx_billing_events_type"),
             models.Index(fields=["processing_status", "created_at"], name="idx_billing_events_processing"),
+            models.Index(fields=["created_at", "id"], name="idx_billing_events_created"),
         ]
 
     def __str__(self) -> str:

@@ -271,9 +271,8 @@ class DeviceAdmin(BigTableAdminMixin, TenantIdSearchMixin, ActionsOnlyAdminMixin
     list_display = ("id", "device_name", "platform", "tenant", "last_seen_at", "revoked_at", "created_at")
     list_display_links = ("id", "device_name")
     list_select_related = ("tenant",)
-    # idx_devices_last_seen serves the first key; the id tie-break is an incremental sort within it.
-    ordering = ("-last_seen_at", "-id")
-    sortable_by = ("last_seen_at",)
+    ordering = ("-created_at", "-id")  # idx_devices_created
+    sortable_by = ("created_at", "last_seen_at")
     list_filter = ("platform", RevokedFilter)
     raw_id_fields = ("tenant",)
     search_help_text = "Exact id of the device or of its tenant (UUID)."
@@ -306,8 +305,8 @@ class TenantKeyAdmin(BigTableAdminMixin, TenantIdSearchMixin, ViewOnlyAdminMixin
     fields = ("id", "tenant", "key_id", "master_key_id", "created_at", "retired_at")
     readonly_fields = fields
     list_display = ("key_id", "tenant_id", "master_key_id", "created_at", "retired_at")
-    ordering = ("key_id",)  # unique index; there is no index on created_at
-    sortable_by = ("key_id",)
+    ordering = ("-created_at", "-id")  # idx_tenant_keys_created
+    sortable_by = ("created_at",)
     list_filter = (("retired_at", admin.EmptyFieldListFilter),)
     raw_id_fields = ("tenant",)
     search_help_text = "Exact id of the key row or of its tenant (UUID)."
@@ -320,7 +319,7 @@ class TenantKeyAdmin(BigTableAdminMixin, TenantIdSearchMixin, ViewOnlyAdminMixin
 @admin.register(TenantMetric)
 class TenantMetricAdmin(BigTableAdminMixin, TenantIdSearchMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("recorded_at", "metric_name", "metric_value", "tenant_id")
-    ordering = ("-recorded_at", "-id")  # served by idx_tenant_metrics_tenant_time once filtered by tenant
+    ordering = ("-recorded_at", "-id")  # idx_tenant_metrics_recorded (idx_tenant_metrics_tenant_time per tenant)
     sortable_by = ("recorded_at",)
     list_filter = (indexed_values_filter("metric_name", "metric"),)
     raw_id_fields = ("tenant",)

@@ -99,6 +99,7 @@ class Device(models.Model):
         indexes = [
             models.Index(fields=["tenant"], name="idx_devices_tenant"),
             models.Index(fields=["last_seen_at"], name="idx_devices_last_seen"),
+            models.Index(fields=["created_at", "id"], name="idx_devices_created"),
         ]
 
     def __str__(self) -> str:
@@ -162,6 +163,7 @@ class TenantKey(models.Model):
                 fields=["tenant"], condition=Q(retired_at__isnull=True), name="tenant_keys_one_active_per_tenant"
             ),
         ]
+        indexes = [models.Index(fields=["created_at", "id"], name="idx_tenant_keys_created")]
 
     def __str__(self) -> str:
         return self.key_id
@@ -179,6 +181,7 @@ class TenantMetric(models.Model):
         indexes = [
             models.Index(fields=["tenant", "-recorded_at"], name="idx_tenant_metrics_tenant_time"),
             models.Index(fields=["metric_name"], name="idx_tenant_metrics_name"),
+            models.Index(fields=["recorded_at", "id"], name="idx_tenant_metrics_recorded"),
         ]
 
     def __str__(self) -> str:

@@ -441,3 +441,18 @@ def test_inet_rejects_garbage(row: Tenant) -> None:
         insert()
     AuditLog.objects.create(actor="x", action="y", ip_address="2001:db8::1", metadata={"a": [1, 2]})
     assert AuditLog.objects.filter(metadata__a__contains=[2]).exists()
+
+
+def test_newest_first_lists_have_their_indexes() -> None:
+    from django.db import connection
+
+    wanted = {
+        "idx_devices_created": "devices",
+        "idx_tenant_keys_created": "tenant_keys",
+        "idx_tenant_metrics_recorded": "tenant_metrics",
+        "idx_billing_events_created": "billing_events",
+        "idx_subscriptions_created": "subscriptions",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, tablename FROM pg_indexes WHERE indexname = ANY(%s)", [list(wanted)])
+        assert dict(cursor.fetchall()) == wanted
