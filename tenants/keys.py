@@ -10,10 +10,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from tenants.audit import Actor, audit_write
 from tenants.errors import Conflict, NotFound
 from tenants.models import Tenant, TenantKey
 
 DATA_KEY_BYTES = 32
+FIRST_USE = Actor.system("platform:key-on-first-use")  # bulk-seeded tenants get their key when first needed
 
 
 def master_key_id(master_key: bytes | None = None) -> str:
@@ -33,14 +35,24 @@ def tenant_key_create(*, tenant: Tenant) -> TenantKey:
 
 
 @transaction.atomic
-def tenant_key_rotate(*, tenant_id: uuid.UUID) -> TenantKey:
+def tenant_key_rotate(*, tenant_id: uuid.UUID, actor: Actor) -> TenantKey:
     """Retire the active key (old objects still open by their key id) and make a new one for new objects."""
     try:
         tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
     except (Tenant.DoesNotExist, ValidationError, ValueError) as exc:
         raise NotFound(f"tenant {tenant_id} does not exist") from exc
+    retired = list(TenantKey.objects.filter(tenant=tenant, retired_at__isnull=True).values_list("key_id", flat=True))
     TenantKey.objects.filter(tenant=tenant, retired_at__isnull=True).update(retired_at=timezone.now())
-    return tenant_key_create(tenant=tenant)
+    key = tenant_key_create(tenant=tenant)
+    audit_write(
+        actor=actor,
+        action="tenant.key_rotated",
+        tenant=tenant,
+        resource_type="tenant_key",
+        resource_id=key.id,
+        metadata={"retired": retired, "key_id": key.key_id},
+    )
+    return key
 
 
 def tenant_data_key(*, tenant_id: uuid.UUID, key_id: str | None = None) -> tuple[str, bytes]:
@@ -52,7 +64,17 @@ def tenant_data_key(*, tenant_id: uuid.UUID, key_id: str | None = None) -> tuple
             tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
             if tenant is None:
                 raise NotFound(f"tenant {tenant_id} does not exist")
-            row = keys.filter(retired_at__isnull=True).first() or tenant_key_create(tenant=tenant)
+            row = keys.filter(retired_at__isnull=True).first()
+            if row is None:
+                row = tenant_key_create(tenant=tenant)
+                audit_write(
+                    actor=FIRST_USE,
+                    action="tenant.key_created",
+                    tenant=tenant,
+                    resource_type="tenant_key",
+                    resource_id=row.id,
+                    metadata={"key_id": row.key_id, "reason": "first use"},
+                )
     if row is None:
         raise NotFound(f"tenant {tenant_id} has no key {key_id}")
     if row.master_key_id != master_key_id():

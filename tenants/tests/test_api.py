@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from conftest import TEST_ACTOR
 from tenants.keys import tenant_data_key
 from tenants.models import AuditLog, Device, Tenant, TenantKey, TenantState
 from tenants.services import tenant_delete, tenant_suspend
@@ -529,7 +530,7 @@ def test_key_endpoint_by_key_id(service_api: APIClient, tenant: Tenant) -> None:
     from tenants.keys import tenant_key_rotate
 
     old_id, old_key = tenant_data_key(tenant_id=tenant.id)
-    tenant_key_rotate(tenant_id=tenant.id)
+    tenant_key_rotate(tenant_id=tenant.id, actor=TEST_ACTOR)
     body = service_api.get(f"/api/internal/tenants/{tenant.id}/key?key_id={old_id}").json()
     assert body == {"key_id": old_id, "key": base64.b64encode(old_key).decode()}
     assert service_api.get(f"/api/internal/tenants/{tenant.id}/key").json()["key_id"] != old_id

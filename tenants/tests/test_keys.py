@@ -9,9 +9,10 @@ from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
 from django.conf import settings
 from django.db import connection
 
+from conftest import TEST_ACTOR
 from tenants.errors import Conflict, NotFound
 from tenants.keys import DATA_KEY_BYTES, master_key_id, tenant_data_key, tenant_key_create, tenant_key_rotate
-from tenants.models import Tenant, TenantKey
+from tenants.models import AuditLog, Tenant, TenantKey
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +59,7 @@ def test_database_never_holds_the_raw_key(tenant: Tenant) -> None:
 
 def test_rotation_keeps_old_keys_openable(tenant: Tenant) -> None:
     old_id, old_key = tenant_data_key(tenant_id=tenant.id)
-    new_row = tenant_key_rotate(tenant_id=tenant.id)
+    new_row = tenant_key_rotate(tenant_id=tenant.id, actor=TEST_ACTOR)
     new_id, new_key = tenant_data_key(tenant_id=tenant.id)
     assert new_id == new_row.key_id != old_id
     assert new_key != old_key
@@ -66,10 +67,12 @@ def test_rotation_keeps_old_keys_openable(tenant: Tenant) -> None:
     assert TenantKey.objects.get(key_id=old_id).retired_at is not None
     assert TenantKey.objects.filter(tenant=tenant, retired_at__isnull=True).count() == 1
     # and again: every retired key still opens
-    tenant_key_rotate(tenant_id=tenant.id)
+    tenant_key_rotate(tenant_id=tenant.id, actor=TEST_ACTOR)
     assert tenant_data_key(tenant_id=tenant.id, key_id=old_id)[1] == old_key
     assert tenant_data_key(tenant_id=tenant.id, key_id=new_id)[1] == new_key
     assert TenantKey.objects.filter(tenant=tenant).count() == 3
+    rotations = AuditLog.objects.filter(tenant=tenant, action="tenant.key_rotated").order_by("created_at")
+    assert [row.metadata["retired"] for row in rotations] == [[old_id], [new_id]]
 
 
 def test_wrong_master_key_is_a_conflict(tenant: Tenant, settings: object) -> None:
@@ -100,6 +103,8 @@ def test_key_is_created_lazily_for_a_tenant_without_one(db: None) -> None:
     assert len(data_key) == DATA_KEY_BYTES
     assert tenant_data_key(tenant_id=tenant.id) == (key_id, data_key)
     assert TenantKey.objects.filter(tenant=tenant).count() == 1
+    created = AuditLog.objects.get(tenant=tenant, action="tenant.key_created")
+    assert created.actor == "platform:key-on-first-use" and created.metadata["key_id"] == key_id
 
 
 def test_unknown_tenant_is_not_found(db: None) -> None:
@@ -111,7 +116,7 @@ def test_unknown_tenant_is_not_found(db: None) -> None:
 @pytest.mark.parametrize("bad", [uuid.uuid4(), "garbage"])
 def test_rotate_unknown_tenant_is_not_found(db: None, bad: object) -> None:
     with pytest.raises(NotFound):
-        tenant_key_rotate(tenant_id=bad)  # type: ignore[arg-type]
+        tenant_key_rotate(tenant_id=bad, actor=TEST_ACTOR)  # type: ignore[arg-type]
     assert not TenantKey.objects.exists()
 
 
