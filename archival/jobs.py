@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -85,7 +86,7 @@ def fsync_dir(path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------- requests
 
 
-def _enqueue(task_name: str, job_id: uuid.UUID) -> None:
+def enqueue_job(task_name: str, job_id: uuid.UUID) -> None:
     from archival import tasks
 
     task = {"archive": tasks.archive_tenant, "restore": tasks.restore_tenant}[task_name]
@@ -105,7 +106,7 @@ def create_job(
     with transaction.atomic():
         try:
             tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
-        except (Tenant.DoesNotExist, ValueError) as exc:
+        except (Tenant.DoesNotExist, ValueError, ValidationError) as exc:
             raise NotFound(f"tenant {tenant_id} does not exist") from exc
         state = TenantState.objects.get(tenant=tenant)
         running = active_job(tenant.id)
@@ -136,7 +137,7 @@ def create_job(
             metadata={"state": state.state},
         )
         if enqueue:
-            _enqueue(job_type, job.id)
+            enqueue_job(job_type, job.id)
     return job
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from archival.models import ACTIVE_JOB_STATUSES, ArchivalJob, JobStatus, JobType
@@ -64,8 +64,13 @@ def completed_archives(*, sample: int | None = None) -> QuerySet[ArchivalJob]:
     return jobs.order_by("?")[:sample] if sample else jobs.order_by("created_at")
 
 
-def stale_running_jobs(*, older_than: timedelta) -> QuerySet[ArchivalJob]:
-    return ArchivalJob.objects.filter(status=JobStatus.RUNNING, started_at__lt=timezone.now() - older_than)
+def stalled_jobs(*, older_than: timedelta) -> QuerySet[ArchivalJob]:
+    """Pending or running jobs untouched for longer than any task may take (their message was lost)."""
+    cutoff = timezone.now() - older_than
+    return ArchivalJob.objects.filter(
+        Q(status=JobStatus.PENDING, created_at__lt=cutoff) | Q(status=JobStatus.RUNNING, started_at__lt=cutoff),
+        job_type__in=(JobType.ARCHIVE, JobType.RESTORE),
+    ).order_by("created_at")
 
 
 def _postgres() -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from archival import archive, restore, rocks
@@ -25,10 +26,11 @@ from archival.jobs import (
     LeaseLost,
     TransientArchivalError,
     create_job,
+    enqueue_job,
     run,
 )
 from archival.models import ArchivalJob, JobType
-from archival.selectors import cold_tenants_due, latest_archive
+from archival.selectors import cold_tenants_due, latest_archive, stalled_jobs
 from tenants.audit import Actor
 from tenants.errors import Conflict
 from tenants.models import State, Tenant, TenantState
@@ -123,3 +125,13 @@ def sweep_cold_tenants(
             continue
         requested.append(state.tenant_id)
     return requested
+
+
+def requeue_stalled_jobs(*, older_than: timedelta) -> list[uuid.UUID]:
+    """Enqueue again the jobs whose message was lost (pending or running for longer than a task can take: a broker
+    restart, a purged queue). Safe with a live worker: the per-job run lock lets only one of them run it."""
+    stalled = list(stalled_jobs(older_than=older_than).values_list("id", "job_type"))
+    for job_id, job_type in stalled:
+        log.warning("requeueing stalled %s job %s", job_type, job_id)
+        enqueue_job(job_type, job_id)
+    return [job_id for job_id, _ in stalled]

@@ -3,9 +3,11 @@ mid-task leaves the message to be delivered again, and the service resumes from 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
+from django.conf import settings
 
 from archival import services
 from tenants.errors import Conflict
@@ -41,3 +43,10 @@ def restore_tenant(self: Task, job_id: str) -> str:
 def archive_cold_tenants(limit: int = 100) -> int:
     """Beat: request archives for cold tenants idle past ARCHIVE_COLD_AFTER_DAYS, a bounded batch per run."""
     return len(services.sweep_cold_tenants(limit=limit))
+
+
+@shared_task(name="archival.requeue_stalled_jobs", acks_late=True)
+def requeue_stalled_jobs() -> int:
+    """Beat: jobs whose message was lost are enqueued again (after the broker's visibility timeout has passed)."""
+    older_than = timedelta(seconds=settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] * 2)
+    return len(services.requeue_stalled_jobs(older_than=older_than))

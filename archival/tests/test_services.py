@@ -291,3 +291,28 @@ def test_verify_archive_drill(db, fs_store, data_root, make_tenant, rocks_tenant
     job = archive(tenant)
     assert services.verify_archive(job=job) == before
     assert not tenant_data_dir(tenant.id).exists()
+
+
+def test_a_job_whose_message_was_lost_is_requeued_and_completes(
+    db, fs_store, data_root, make_tenant, rocks_tenant, crash_at, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    tenant, fresh = make_tenant(), make_tenant()
+    before = rocks_tenant(tenant, 100)
+    rocks_tenant(fresh, 10)
+    job = services.archive_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
+    crash_at("after_upload")  # the worker died mid-job and its message is gone
+    with pytest.raises(SimulatedCrash):
+        services.archive_run(job_id=job.id)
+    ArchivalJob.objects.filter(pk=job.pk).update(started_at=timezone.now() - timedelta(hours=5))
+    recent = services.archive_request(tenant_id=fresh.id, actor=ACTOR, enqueue=False)  # pending, but just now
+    with django_capture_on_commit_callbacks(execute=True):
+        requeued = services.requeue_stalled_jobs(older_than=timedelta(hours=4))
+    assert requeued == [job.id]
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED and job.manifest["rocks_digest"] == before.digest
+    recent.refresh_from_db()
+    assert recent.status == JobStatus.PENDING
