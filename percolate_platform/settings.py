@@ -194,7 +194,9 @@ GATEWAY_TIER_PODS = {
 }
 GATEWAY_TIER_DNS = {tier: env.str(f"GATEWAY_DNS_{tier}", default="") for tier in ("A", "B", "C")}
 GATEWAY_POD_PORT = env.int("GATEWAY_POD_PORT", default=8000)
-GATEWAY_ROUTE_TTL_SECONDS = env.float("GATEWAY_ROUTE_TTL_SECONDS", default=30.0)
+# With Redis, changes reach the gateway by pub/sub at once and the TTL is only a backstop; without it (the embedded
+# default) nothing invalidates, so entries live only briefly.
+GATEWAY_ROUTE_TTL_SECONDS = env.float("GATEWAY_ROUTE_TTL_SECONDS", default=30.0 if REDIS_URL else 2.0)
 GATEWAY_EJECT_SECONDS = env.float("GATEWAY_EJECT_SECONDS", default=10.0)
 GATEWAY_CONNECT_TIMEOUT_SECONDS = env.float("GATEWAY_CONNECT_TIMEOUT_SECONDS", default=2.0)
 GATEWAY_RESPONSE_HEADER_TIMEOUT_SECONDS = env.float("GATEWAY_RESPONSE_HEADER_TIMEOUT_SECONDS", default=30.0)
