@@ -107,15 +107,15 @@ def test_websocket_without_a_token_is_closed(gateway_settings) -> None:  # type:
 
 def test_a_slow_healthy_stream_is_not_cut_by_the_header_or_idle_timeouts(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
     tenant = make_tenant()
-    gateway_settings.GATEWAY_RESPONSE_HEADER_TIMEOUT_SECONDS = 0.5
-    gateway_settings.GATEWAY_IDLE_TIMEOUT_SECONDS = 0.5
+    gateway_settings.GATEWAY_RESPONSE_HEADER_TIMEOUT_SECONDS = 0.8
+    gateway_settings.GATEWAY_IDLE_TIMEOUT_SECONDS = 0.8
 
     async def slow(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for i in range(8):  # 8 x 0.3 s: longer than both timeouts in total, never idle longer than one
+        for i in range(8):  # 8 x 0.2 s: twice the timeouts in total, never idle for more than a quarter of one
             await response.write(f"data: {i}\n\n".encode())
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.2)
         await response.write(b"data: [DONE]\n\n")
         return response
 

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 CHROMIUM = os.environ.get("CHROMIUM_BINARY") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PASSWORD = "browser-password-123"
-TIMEOUT = 20
+TIMEOUT = 45  # generous: CI shares two cores with the rest of the suite
 
 
 @pytest.fixture
