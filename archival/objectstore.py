@@ -141,15 +141,18 @@ def open_reader(key: str) -> Iterator[BinaryIO]:
                 yield handle
 
 
+def chunks(key: str) -> Iterator[bytes]:
+    """The stored object, streamed in bounded chunks."""
+    with open_reader(key) as reader:
+        while data := reader.read(COPY_CHUNK):
+            yield data
+
+
 def download(key: str, dst: BinaryIO) -> int:
     total = 0
-    with open_reader(key) as reader:
-        while True:
-            data = reader.read(COPY_CHUNK)
-            if not data:
-                break
-            dst.write(data)
-            total += len(data)
+    for data in chunks(key):
+        dst.write(data)
+        total += len(data)
     return total
 
 
@@ -157,13 +160,9 @@ def stat(key: str) -> ObjectInfo:
     """Size and SHA-256 of the stored object, read back from the store (streamed)."""
     digest = hashlib.sha256()
     size = 0
-    with open_reader(key) as reader:
-        while True:
-            data = reader.read(COPY_CHUNK)
-            if not data:
-                break
-            digest.update(data)
-            size += len(data)
+    for data in chunks(key):
+        digest.update(data)
+        size += len(data)
     return ObjectInfo(size, digest.hexdigest())
 
 

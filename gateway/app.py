@@ -58,8 +58,12 @@ class Gateway(OwnEndpoints, Forwarding):
             eject_seconds=settings.GATEWAY_EJECT_SECONDS,
         )
         ttl = settings.GATEWAY_ROUTE_TTL_SECONDS
-        self.routes: TtlCache[uuid.UUID, TenantRoute | None] = TtlCache(self._load_route, ttl=ttl)
-        self.devices: TtlCache[uuid.UUID, DeviceKey | None] = TtlCache(self._load_device, ttl=ttl)
+        self.routes: TtlCache[uuid.UUID, TenantRoute | None] = TtlCache(
+            self._load_route, ttl=ttl, on_lookup=metrics.cache_lookup_recorder("route")
+        )
+        self.devices: TtlCache[uuid.UUID, DeviceKey | None] = TtlCache(
+            self._load_device, ttl=ttl, on_lookup=metrics.cache_lookup_recorder("device")
+        )
         self.platform_key = platform_private_key(settings.PLATFORM_MASTER_KEY).public_key()
         self.service_authorization = f"Bearer {settings.PLATFORM_SERVICE_TOKEN}".encode()
         self.slots = StreamSlots()

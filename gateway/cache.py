@@ -23,6 +23,7 @@ class TtlCache(Generic[K, V]):
         ttl: float,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        on_lookup: Callable[[bool], None] | None = None,
     ) -> None:
         self._loader = loader
         self._ttl = ttl
@@ -31,16 +32,15 @@ class TtlCache(Generic[K, V]):
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._inflight: dict[K, asyncio.Future[V]] = {}
         self._generation: dict[K, int] = {}
-        self.hits = 0
-        self.misses = 0
+        self._on_lookup = on_lookup or (lambda hit: None)
 
     async def get(self, key: K) -> V:
         entry = self._entries.get(key)
         if entry is not None and entry[0] > self._clock():
             self._entries.move_to_end(key)
-            self.hits += 1
+            self._on_lookup(True)
             return entry[1]
-        self.misses += 1
+        self._on_lookup(False)
         inflight = self._inflight.get(key)
         if inflight is not None:
             return await asyncio.shield(inflight)

@@ -1,5 +1,7 @@
 """The gateway's Prometheus metrics, in a registry of its own."""
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 registry = CollectorRegistry(auto_describe=True)
@@ -69,3 +71,9 @@ deliveries = Counter(
 restores_requested = Counter(
     "percolate_gateway_restores_requested", "Restores the gateway asked for, by result", ["result"], registry=registry
 )
+
+
+def cache_lookup_recorder(cache: str) -> Callable[[bool], None]:
+    """Counts a cache's hits and misses; the labelled children are bound once, not looked up per request."""
+    hit, miss = cache_lookups.labels(cache, "hit"), cache_lookups.labels(cache, "miss")
+    return lambda was_hit: (hit if was_hit else miss).inc()

@@ -79,9 +79,6 @@ class Warmer:
         warm = self._warms.get(tenant_id)
         return len(warm.queue) if warm is not None else 0
 
-    def warming(self, tenant_id: uuid.UUID) -> bool:
-        return tenant_id in self._warms
-
     def enter(self, tenant_id: uuid.UUID, generation: int) -> Ticket:
         warm = self._warms.get(tenant_id)
         if warm is None:

@@ -39,13 +39,16 @@ async def call(
     body: list[bytes] | None = None,
     disconnect_after_chunks: int | None = None,
     client_gone: asyncio.Event | None = None,
+    reply: Reply | None = None,
+    observe: Callable[[dict[str, Any]], None] | None = None,
 ) -> Reply:
-    """One HTTP request through the ASGI app, like an ASGI server would deliver it."""
+    """One HTTP request through the ASGI app, like an ASGI server would deliver it. `reply` fills in while the
+    response streams (for callers that run this in the background); `observe` sees every message sent."""
     chunks = body or [b""]
     pending = [
         {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1} for i, chunk in enumerate(chunks)
     ]
-    reply = Reply(0, {})
+    reply = reply if reply is not None else Reply(0, {})
     gone = client_gone or asyncio.Event()
 
     async def receive() -> dict[str, Any]:
@@ -55,6 +58,8 @@ async def call(
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
+        if observe is not None:
+            observe(message)
         if message["type"] == "http.response.start":
             reply.status = message["status"]
             reply.headers = {k.lower(): v for k, v in message["headers"]}
@@ -74,6 +79,7 @@ async def call(
         "scheme": "http",
     }
     await app(scope, receive, send)
+    gone.set()  # the server closes the connection: any disconnect watcher ends
     return reply
 
 

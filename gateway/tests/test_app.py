@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from gateway import metrics
 from gateway.app import Gateway
+from gateway.hashing import ranked_pods
 from gateway.tests.conftest import Upstream, bearer, call, device_keys, device_token
 from tenants.device_services import device_register
 from tenants.services import tenant_suspend
@@ -61,6 +63,15 @@ def test_routes_to_the_tenants_tier_and_sets_gateway_headers(gateway_settings, m
         reply = await call(gateway, "GET", "/v1/models", headers=[bearer(tenant_c.id)])
         assert reply.status == 200 and len(c_pod.seen) == 1 and len(b_pod.seen) == 1
 
+        def lookups(result: str) -> float:
+            labels = {"cache": "route", "result": result}
+            return metrics.registry.get_sample_value("percolate_gateway_cache_lookups_total", labels) or 0.0
+
+        hits, misses = lookups("hit"), lookups("miss")
+        assert (await call(gateway, "GET", "/v1/models", headers=[bearer(tenant_c.id)])).status == 200
+        assert (lookups("hit"), lookups("miss")) == (hits + 1, misses)  # the route came from the cache
+        assert b"percolate_gateway_cache_lookups_total" in (await call(gateway, "GET", "/metrics")).body
+
     run(_with_gateway(gateway_settings, {"B": [b_pod], "C": [c_pod]}, scenario))
 
 
@@ -110,12 +121,20 @@ def test_a_refused_pod_is_ejected_and_its_tenants_go_to_their_next_choice(gatewa
     live = Upstream()
 
     async def scenario(gateway: Gateway) -> None:
-        dead = "127.0.0.1:1"
+        # A closed port that is this tenant's first choice, so the test exercises the fallback.
+        dead = next(
+            f"127.0.0.1:{port}"
+            for port in range(1, 100)
+            if ranked_pods(str(tenant.id), [f"127.0.0.1:{port}", live.address])[0] != live.address
+        )
         gateway.discovery.pods("B").pods = (dead, live.address)
+        routes = []
         for _ in range(3):
             reply = await call(gateway, "POST", "/v1/chat/completions", headers=[bearer(tenant.id)], body=[b"{}"])
             assert reply.status == 200
-        assert dead in gateway.discovery.pods("B").ejected() or len(live.seen) == 3
+            routes.append(reply.headers[b"x-percolate-route"])
+        assert gateway.discovery.pods("B").ejected() == [dead]
+        assert len(live.seen) == 3 and routes == [f"B/{live.address}/1".encode()] * 3
 
     run(_with_gateway(gateway_settings, {"B": [live]}, scenario))
 

@@ -22,7 +22,7 @@ from archival import objectstore, sealed
 from archival.models import ArchivalJob, JobStatus, JobType
 from gateway import coldanswer, metrics
 from gateway.app import Gateway
-from gateway.tests.conftest import Reply, bearer
+from gateway.tests.conftest import Reply, bearer, call
 from tenants.keys import tenant_data_key
 from tenants.models import TenantState
 from tiernode.app import NodeApp
@@ -160,47 +160,29 @@ def chat_body(text: str, *, stream: bool = True) -> bytes:
 
 def start_call(
     gateway: Gateway, tenant_id: uuid.UUID, text: str, log: list[str], *, request_id: str = "", stream: bool = True
-) -> tuple["asyncio.Task[None]", Reply]:
+) -> tuple["asyncio.Task[Reply]", Reply]:
     """A chat request through the gateway in the background; its reply fills in (and logs) as it streams."""
     reply = Reply(0, {})
-    gone = asyncio.Event()
-    pending = [{"type": "http.request", "body": chat_body(text, stream=stream), "more_body": False}]
 
-    async def receive() -> dict[str, Any]:
-        if pending:
-            return pending.pop(0)
-        await gone.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
+    def observe(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
-            reply.status = message["status"]
-            reply.headers = {k.lower(): v for k, v in message["headers"]}
             log.append(f"client:{text}:headers")
-        elif message.get("body"):
-            reply.chunks.append(message["body"])
-            if b'finish_reason":"stop"' in message["body"]:
-                log.append(f"client:{text}:answer")
+        elif b'finish_reason":"stop"' in message.get("body", b""):
+            log.append(f"client:{text}:answer")
 
     headers = [bearer(tenant_id), (b"content-type", b"application/json")]
     if request_id:
         headers.append((b"x-request-id", request_id.encode()))
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("198.51.100.9", 5000),
-        "scheme": "http",
-    }
-
-    async def run() -> None:
-        await gateway(scope, receive, send)
-        gone.set()
-
-    return asyncio.ensure_future(run()), reply
+    request = call(
+        gateway,
+        "POST",
+        "/v1/chat/completions",
+        headers=headers,
+        body=[chat_body(text, stream=stream)],
+        reply=reply,
+        observe=observe,
+    )
+    return asyncio.ensure_future(request), reply
 
 
 def sse(reply: Reply) -> list[tuple[str, str]]:
