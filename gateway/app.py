@@ -15,6 +15,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from multidict import CIMultiDict
 
 from gateway import metrics
 from gateway.auth import Caller, VerifiedTokens, authenticate
@@ -26,6 +27,7 @@ from gateway.forwarding import REQUEST_ID as REQUEST_ID
 from gateway.forwarding import SMALL_BODY as SMALL_BODY
 from gateway.forwarding import Forwarding
 from gateway.framing import FramingError, Limits, check_request
+from gateway.h1pool import H1Pool
 from gateway.headers import header_value
 from gateway.invalidation import listen_for_invalidations
 from gateway.own_endpoints import OwnEndpoints
@@ -67,8 +69,13 @@ class Gateway(OwnEndpoints, Forwarding):
         self.platform_key = platform_private_key(settings.PLATFORM_MASTER_KEY).public_key()
         self.service_authorization = f"Bearer {settings.PLATFORM_SERVICE_TOKEN}".encode()
         self.slots = StreamSlots()
+        metrics.open_streams.set_function(self.slots.open_count)  # read at scrape time, not kept per request
+        self._buckets: dict[str, Bucket] = {}
         self.verified_tokens = VerifiedTokens()
         self.session: aiohttp.ClientSession | None = None
+        self.pool = H1Pool(
+            connect_timeout=self.timeouts.connect, keepalive_seconds=settings.GATEWAY_POOL_KEEPALIVE_SECONDS
+        )
         self.redis: aioredis.Redis | None = None
         self.limiter = RateLimiter(None)
         self._started = asyncio.Lock()
@@ -107,6 +114,7 @@ class Gateway(OwnEndpoints, Forwarding):
         for task in self._tasks:
             task.cancel()
         await self.cold.close()
+        await self.pool.close()
         if self.session is not None:
             await self.session.close()
         if self.redis is not None:
@@ -116,7 +124,8 @@ class Gateway(OwnEndpoints, Forwarding):
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        await self.start()
+        if self.session is None:
+            await self.start()
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
         elif scope["type"] == "http":
@@ -151,7 +160,7 @@ class Gateway(OwnEndpoints, Forwarding):
         try:
             status, tier = await self._proxy(scope, receive, send, started)
         finally:
-            metrics.requests_total.labels(tier, str(status)).inc()
+            metrics.child(metrics.requests_total, tier, str(status)).inc()
 
     async def _proxy(self, scope: dict[str, Any], receive: Receive, send: Send, started: float) -> tuple[int, str]:
         headers = scope["headers"]
@@ -167,10 +176,8 @@ class Gateway(OwnEndpoints, Forwarding):
             return await self._refuse(send, exc.status, code, exc.message, extra), "none"
         route = caller.route
         policy = settings.TIER_POLICY[route.tier]
-        tenant = str(route.tenant_id)
-        decision = await self.limiter.check(
-            tenant, Bucket(policy.requests_per_minute / 60, max(1, policy.requests_per_minute // 6))
-        )
+        tenant = route.key
+        decision = await self.limiter.check(tenant, self._bucket(route.tier))
         if not decision.allowed:
             metrics.rate_limited.labels(route.tier, "rate").inc()
             return await self._refuse(
@@ -181,12 +188,17 @@ class Gateway(OwnEndpoints, Forwarding):
             return await self._refuse(
                 send, 429, "too_many_streams", "too many concurrent streams", [(b"retry-after", b"1")]
             ), route.tier
-        metrics.open_streams.inc()
         try:
             return await self._forward(scope, receive, send, caller, declared, started), route.tier
         finally:
-            metrics.open_streams.dec()
             self.slots.release(tenant)
+
+    def _bucket(self, tier: str) -> Bucket:
+        bucket = self._buckets.get(tier)
+        if bucket is None:
+            rpm = settings.TIER_POLICY[tier].requests_per_minute
+            bucket = self._buckets[tier] = Bucket(rpm / 60, max(1, rpm // 6))
+        return bucket
 
     async def _websocket(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         try:
@@ -198,7 +210,10 @@ class Gateway(OwnEndpoints, Forwarding):
         route = caller.route
         pod, _rank = self.discovery.pods(route.tier).choose(str(route.tenant_id))
         assert self.session is not None
-        headers = self._upstream_headers(scope, route, os.urandom(16).hex().encode())
+        headers = CIMultiDict(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in self._upstream_headers(scope, route, os.urandom(16).hex().encode())
+        )
         await proxy_websocket(scope, receive, send, session=self.session, pod=pod, headers=headers)
 
 

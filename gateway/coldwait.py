@@ -4,11 +4,10 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from gateway import coldanswer, metrics
 from gateway.coldresponse import SSE_HEADERS, refuse, send_body, until_done
 from gateway.errors import Receive, Send, error_code_of
+from gateway.h1client import UpstreamError
 from gateway.headers import strip_response
 from gateway.upstream import stream_response
 from gateway.warming import Ticket, WarmFailed
@@ -60,18 +59,12 @@ class WaitForWarm:
             return await refuse(send, exc.status, exc.code, exc.message, retry_after=exc.retry_after)
         finally:
             ready.cancel()
-        assert self.gw.session is not None
-        target = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        target = scope.get("raw_path") or scope["path"].encode()
+        headers = self.gw._upstream_headers(scope, route, request_id)
         try:
-            response = await asyncio.wait_for(
-                self.gw.session.post(
-                    f"http://{pod}{target}",
-                    data=payload,
-                    headers=self.gw._upstream_headers(scope, route, request_id),
-                ),
-                self.gw.timeouts.response_headers,
-            )
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            async with asyncio.timeout(self.gw.timeouts.response_headers):
+                response = await self.gw.pool.request(b"POST", pod, target, headers, payload)
+        except (UpstreamError, TimeoutError) as exc:
             code, message = "upstream_error", f"the warm pod failed: {type(exc).__name__}"
             if stream:
                 await send_body(send, coldanswer.error_event(code, message), more=False)
@@ -81,10 +74,13 @@ class WaitForWarm:
             metrics.cold_start_ttfb.labels("wait").observe(time.perf_counter() - started)
             out = [*strip_response(response.raw_headers), mark, (b"x-request-id", request_id)]
             await send({"type": "http.response.start", "status": response.status, "headers": out})
-            await stream_response(response, send, receive)
+            await stream_response(response, send, receive, idle_timeout=self.gw.timeouts.idle)
             return response.status
         if response.status != 200:
-            raw = await response.read()
+            try:
+                raw = await response.read(self.gw.timeouts.idle)
+            except (UpstreamError, TimeoutError):
+                raw = b""
             response.release()
             await send_body(
                 send,
@@ -92,5 +88,5 @@ class WaitForWarm:
                 more=False,
             )
             return 200
-        await stream_response(response, send, receive)
+        await stream_response(response, send, receive, idle_timeout=self.gw.timeouts.idle)
         return 200

@@ -10,27 +10,27 @@ import re
 import time
 from typing import Any
 
-import aiohttp
-from multidict import CIMultiDict
-
 from gateway import metrics
 from gateway.auth import Caller
 from gateway.coldpath import NOT_HOT_CODES, ColdPath, is_chat
 from gateway.discovery import Discovery
 from gateway.errors import Receive, Send, error_code_of, send_error
 from gateway.framing import Limits
-from gateway.headers import header_value, strip_request, strip_response
+from gateway.h1client import H1Response, UpstreamConnectError, UpstreamError
+from gateway.h1pool import H1Pool
+from gateway.headers import Headers, header_value, strip_request, strip_response
 from gateway.upstream import BodyTimeout, BodyTooLarge, ClientGone, RequestBody, Timeouts, stream_response
 from tenants.selectors import TenantRoute
 
 REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
 SMALL_BODY = 64 * 1024
+HTTP1 = ("1.0", "1.1")
 
 
-def _small_and_whole(response: aiohttp.ClientResponse) -> bool:
+def _small_and_whole(response: H1Response) -> bool:
     """A response with a small declared length that is not an event stream: read it at once."""
     length = response.content_length
-    return length is not None and length <= SMALL_BODY and response.content_type != "text/event-stream"
+    return length is not None and length <= SMALL_BODY and response.content_type != b"text/event-stream"
 
 
 class Forwarding:
@@ -39,7 +39,7 @@ class Forwarding:
     limits: Limits
     timeouts: Timeouts
     discovery: Discovery
-    session: aiohttp.ClientSession | None
+    pool: H1Pool
     service_authorization: bytes
     cold: ColdPath
 
@@ -49,18 +49,17 @@ class Forwarding:
         await send_error(send, status, code, message, headers)
         return status
 
-    def _upstream_headers(self, scope: dict[str, Any], route: TenantRoute, request_id: bytes) -> CIMultiDict[str]:
+    def _upstream_headers(self, scope: dict[str, Any], route: TenantRoute, request_id: bytes) -> Headers:
         client = (scope.get("client") or ("", 0))[0]
-        pairs = [
+        return [
             *strip_request(scope["headers"]),
             (b"authorization", self.service_authorization),
-            (b"x-percolate-tenant", str(route.tenant_id).encode()),
+            (b"x-percolate-tenant", route.key.encode()),
             (b"x-percolate-generation", str(route.generation).encode()),
             (b"x-request-id", request_id),
             (b"x-forwarded-for", client.encode()),
             (b"x-forwarded-proto", scope.get("scheme", "http").encode()),
         ]
-        return CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in pairs)
 
     async def _forward(
         self, scope: dict[str, Any], receive: Receive, send: Send, caller: Caller, declared: int | None, started: float
@@ -69,10 +68,12 @@ class Forwarding:
         given = header_value(scope["headers"], b"x-request-id")
         request_id = given if given and REQUEST_ID.match(given) else os.urandom(16).hex().encode()
         body = RequestBody(receive, max_bytes=self.limits.max_body_bytes, read_timeout=self.timeouts.body_read)
-        try:
-            payload: Any = await self._small_body(body)
-        except (BodyTooLarge, BodyTimeout, ClientGone) as exc:
-            return await self._body_error(send, exc)
+        payload: Any = None
+        if declared or scope.get("http_version") not in HTTP1:  # HTTP/1 without framing has no body (RFC 9112 §6.3)
+            try:
+                payload = await self._small_body(body)
+            except (BodyTooLarge, BodyTimeout, ClientGone) as exc:
+                return await self._body_error(send, exc)
         cold_eligible = self.cold.enabled and is_chat(scope) and isinstance(payload, bytes | None)
         if cold_eligible and self.cold.is_cold(route):
             return await self.cold.handle(scope, receive, send, route, request_id, payload, started)
@@ -80,23 +81,18 @@ class Forwarding:
         query = scope.get("query_string") or b""
         target = scope.get("raw_path") or scope["path"].encode()
         target += b"?" + query if query else b""
-        assert self.session is not None
+        method = scope["method"].encode()
+        headers = self._upstream_headers(scope, route, request_id)
         for _attempt in range(3):
-            pod, rank = pods.choose(str(route.tenant_id))
+            pod, rank = pods.choose(route.key)
             if pod is None:
                 return await self._refuse(
                     send, 503, "no_pods", f"no pods for tier {route.tier}", [(b"retry-after", b"5")]
                 )
             try:
                 async with asyncio.timeout(self.timeouts.response_headers):  # no extra task, unlike wait_for
-                    response = await self.session.request(
-                        scope["method"],
-                        f"http://{pod}{target.decode('latin-1')}",
-                        data=payload,
-                        headers=self._upstream_headers(scope, route, request_id),
-                        allow_redirects=False,
-                    )
-            except aiohttp.ClientConnectorError:
+                    response = await self.pool.request(method, pod, target, headers, payload)
+            except UpstreamConnectError:
                 metrics.upstream_errors.labels("connect").inc()
                 pods.eject(pod)
                 if isinstance(payload, bytes | None):
@@ -107,35 +103,49 @@ class Forwarding:
                 return await self._refuse(send, 504, "upstream_timeout", "tier pod did not answer in time")
             except (BodyTooLarge, BodyTimeout, ClientGone) as exc:
                 return await self._body_error(send, exc)
-            except aiohttp.ClientError as exc:
+            except UpstreamError as exc:
                 if body.error is not None:
                     return await self._body_error(send, body.error)
                 metrics.upstream_errors.labels("protocol").inc()
-                return await self._refuse(send, 502, "upstream_error", f"tier pod failed: {type(exc).__name__}")
+                return await self._refuse(send, 502, "upstream_error", f"tier pod failed: {exc}")
+            idle = self.timeouts.idle
             raw: bytes | None = None
             if cold_eligible and response.status in (409, 503):
-                raw = await response.read()
-                response.release()
+                raw = await self._read_whole(response)
+                if raw is None:
+                    return await self._refuse(send, 502, "upstream_error", "tier pod failed mid-answer")
                 if error_code_of(raw) in NOT_HOT_CODES:  # the pod does not hold the tenant: cold after all
                     self.cold.forget_warm(route.tenant_id)
                     return await self.cold.handle(scope, receive, send, route, request_id, payload, started)
-            metrics.route_choices.labels(route.tier, "first" if rank == 0 else "fallback").inc()
-            metrics.request_seconds.labels(route.tier).observe(time.perf_counter() - started)
+            metrics.child(metrics.route_choices, route.tier, "first" if rank == 0 else "fallback").inc()
+            metrics.child(metrics.request_seconds, route.tier).observe(time.perf_counter() - started)
             out = [
                 *strip_response(response.raw_headers),
                 (b"x-request-id", request_id),
                 (b"x-percolate-route", f"{route.tier}/{pod}/{rank}".encode()),
             ]
             if raw is None and _small_and_whole(response):
-                raw = await response.read()  # one send, no streaming machinery, for the common small answer
-                response.release()
+                raw = await self._read_whole(response)  # one send, no streaming machinery, for the common answer
+                if raw is None:
+                    return await self._refuse(send, 502, "upstream_error", "tier pod failed mid-answer")
             await send({"type": "http.response.start", "status": response.status, "headers": out})
             if raw is not None:
                 await send({"type": "http.response.body", "body": raw, "more_body": False})
-            elif not await stream_response(response, send, receive):
+            elif not await stream_response(response, send, receive, idle_timeout=idle):
                 metrics.upstream_errors.labels("aborted").inc()
             return response.status
         return await self._refuse(send, 502, "upstream_unavailable", "no tier pod accepted the connection")
+
+    async def _read_whole(self, response: H1Response) -> bytes | None:
+        """The whole (small) body, the connection released; None if the pod broke off or stalled."""
+        try:
+            raw = await response.read(self.timeouts.idle)
+        except (UpstreamError, TimeoutError):
+            metrics.upstream_errors.labels("protocol").inc()
+            response.close()
+            return None
+        response.release()
+        return raw
 
     async def _small_body(self, body: RequestBody) -> bytes | RequestBody | None:
         """Small bodies are read whole (so a refused connection can be retried on the next pod); big ones stream."""

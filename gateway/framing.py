@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 Headers = list[tuple[bytes, bytes]]
+CHUNKED = -1  # check_request's answer for a chunked body (None: no body at all)
 
 
 @dataclass(frozen=True)
@@ -19,20 +20,30 @@ class FramingError(Exception):
 
 
 def check_request(headers: Headers, limits: Limits) -> int | None:
-    """The declared body length (None when chunked or absent); FramingError for shapes an upstream could read
-    differently from us: conflicting or duplicate lengths, transfer codings other than a single `chunked`."""
+    """The declared body length, CHUNKED, or None when there is no body; FramingError for shapes an upstream could
+    read differently from us: conflicting or duplicate lengths, transfer codings other than a single `chunked`."""
     if len(headers) > limits.max_header_count:
         raise FramingError(431, "headers_too_many", f"more than {limits.max_header_count} headers")
-    if sum(len(name) + len(value) + 4 for name, value in headers) > limits.max_header_bytes:
+    size = 0
+    lengths: list[bytes] = []
+    codings: list[bytes] = []
+    for name, value in headers:  # one pass: this runs on every request
+        size += len(name) + len(value) + 4
+        lowered = name.lower()
+        if lowered == b"content-length":
+            lengths.append(value)
+        elif lowered == b"transfer-encoding":
+            codings.append(value)
+    if size > limits.max_header_bytes:
         raise FramingError(431, "headers_too_large", f"headers exceed {limits.max_header_bytes} bytes")
-    lengths = [value for name, value in headers if name.lower() == b"content-length"]
-    codings = [value for name, value in headers if name.lower() == b"transfer-encoding"]
     if lengths and codings:
         raise FramingError(400, "bad_framing", "both Content-Length and Transfer-Encoding")
     if len(codings) > 1 or (codings and codings[0].strip().lower() != b"chunked"):
         raise FramingError(400, "bad_framing", "unsupported Transfer-Encoding")
     if len(lengths) > 1:
         raise FramingError(400, "bad_framing", "more than one Content-Length")
+    if codings:
+        return CHUNKED
     if not lengths:
         return None
     raw = lengths[0].strip()

@@ -28,11 +28,27 @@ class PodSet:
     eject_seconds: float = 10.0
     clock: Callable[[], float] = time.monotonic
     _ejected_until: dict[str, float] = field(default_factory=dict)
+    _rankings: dict[str, tuple[tuple[str, ...], list[str]]] = field(default_factory=dict)
+    max_rankings: int = 100_000
+
+    def ranking(self, tenant_id: str) -> list[str]:
+        """ranked_pods for this tenant, remembered until the pod list changes (one hash per pod otherwise)."""
+        pods = self.pods if isinstance(self.pods, tuple) else tuple(self.pods)
+        cached = self._rankings.get(tenant_id)
+        if cached is not None and cached[0] == pods:
+            return cached[1]
+        if len(self._rankings) >= self.max_rankings:
+            self._rankings.clear()
+        ranking = ranked_pods(tenant_id, pods)
+        self._rankings[tenant_id] = (pods, ranking)
+        return ranking
 
     def choose(self, tenant_id: str) -> tuple[str | None, int]:
         """(pod, rank): the best pod not ejected and its rank in the tenant's preference (0 = first choice)."""
+        ranking = self.ranking(tenant_id)
+        if not self._ejected_until:
+            return (ranking[0], 0) if ranking else (None, 0)
         now = self.clock()
-        ranking = ranked_pods(tenant_id, self.pods)
         for rank, pod in enumerate(ranking):
             if self._ejected_until.get(pod, 0.0) <= now:
                 return pod, rank

@@ -46,17 +46,24 @@ def connection_named(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
     return named
 
 
+REQUEST_DROP = HOP_BY_HOP | SPOOFABLE
+# The ASGI server writes its own Date and Server; the upstream's would be sent twice.
+RESPONSE_DROP = HOP_BY_HOP | {b"content-length", b"date", b"server"}
+
+
+def _strip(headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes]) -> Headers:
+    lowered = [(name.lower(), value) for name, value in headers]
+    if any(name == b"connection" for name, _ in lowered):
+        drop = drop | connection_named(lowered)
+    return [(name, value) for name, value in lowered if name not in drop]
+
+
 def strip_request(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
-    headers = list(headers)
-    drop = HOP_BY_HOP | SPOOFABLE | connection_named(headers)
-    return [(name.lower(), value) for name, value in headers if name.lower() not in drop]
+    return _strip(headers, REQUEST_DROP)
 
 
 def strip_response(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
-    headers = list(headers)
-    # The ASGI server writes its own Date and Server; the upstream's would be sent twice.
-    drop = HOP_BY_HOP | connection_named(headers) | {b"content-length", b"date", b"server"}
-    return [(name.lower(), value) for name, value in headers if name.lower() not in drop]
+    return _strip(headers, RESPONSE_DROP)
 
 
 def header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:

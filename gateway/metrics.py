@@ -1,8 +1,10 @@
 """The gateway's Prometheus metrics, in a registry of its own."""
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 registry = CollectorRegistry(auto_describe=True)
 
@@ -71,6 +73,19 @@ deliveries = Counter(
 restores_requested = Counter(
     "percolate_gateway_restores_requested", "Restores the gateway asked for, by result", ["result"], registry=registry
 )
+
+
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: MetricWrapperBase, *labels: str) -> Any:
+    """`metric.labels(*labels)`, bound once per label set: `labels()` validates and takes a lock on every call,
+    which shows on the request path. Label sets are few (tiers x statuses), so this never grows large."""
+    key = (id(metric), labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found
 
 
 def cache_lookup_recorder(cache: str) -> Callable[[bool], None]:

@@ -57,9 +57,13 @@ return {granted, tostring(wait)}
 
 
 def lease_size(bucket: Bucket) -> int:
-    """Tokens taken from Redis at once: a tenth of the burst, at most 10, so Redis sees one call in up to ten
-    requests of a busy tenant while a quiet tenant's limit stays exact."""
-    return max(1, min(10, bucket.burst // 10))
+    """Tokens taken from Redis at once: a tenth of the burst, at most 100, so Redis sees one call in up to a hundred
+    requests of a busy tenant while a quiet tenant's limit stays exact. A gateway can hold at most a tenth of a
+    tenant's burst for at most LEASE_SECONDS; the tiers' bursts (rpm / 6) give leases of 1 to 10 tokens."""
+    return max(1, min(100, bucket.burst // 10))
+
+
+ALLOWED = Decision(True, 0)
 
 
 class RateLimiter:
@@ -87,7 +91,7 @@ class RateLimiter:
         while True:
             now = self._clock()
             if self._spend_lease(key, now):
-                return Decision(True, 0)
+                return ALLOWED
             refill = self._refills.get(key)
             if refill is None:
                 break
@@ -138,19 +142,23 @@ class StreamSlots:
 
     def __init__(self) -> None:
         self._open: dict[str, int] = {}
+        self._total = 0
 
     def acquire(self, key: str, limit: int) -> bool:
         if self._open.get(key, 0) >= limit:
             return False
         self._open[key] = self._open.get(key, 0) + 1
+        self._total += 1
         return True
 
     def release(self, key: str) -> None:
         left = self._open.get(key, 0) - 1
+        if left >= 0:
+            self._total -= 1
         if left > 0:
             self._open[key] = left
         else:
             self._open.pop(key, None)
 
     def open_count(self) -> int:
-        return sum(self._open.values())
+        return self._total

@@ -1,6 +1,7 @@
-"""The proxy's I/O: one shared aiohttp connection pool, request bodies streamed up with a size cap and a read
-deadline, response bodies streamed down chunk by chunk (each `send` awaited, which is the backpressure), and the
-upstream released the moment the client goes away.
+"""The proxy's I/O around the pod connection pool (gateway.h1pool): request bodies streamed up with a size cap and a
+read deadline, response bodies streamed down chunk by chunk (each `send` awaited, which is the backpressure), and
+the upstream released the moment the client goes away. The aiohttp session serves the pod calls of the cold path
+and WebSockets.
 
 Abort rule (as mitmproxy): an upstream that fails before response headers is a 502 (504 on timeout); after headers
 the client connection is closed, never a half-answer dressed as a whole one.
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from gateway.errors import Receive, Send
+from gateway.h1client import H1Response
 
 
 class ClientGone(Exception):
@@ -60,7 +62,8 @@ class RequestBody:
 
     async def _next_chunk(self) -> bytes:
         try:
-            message = await asyncio.wait_for(self._receive(), self._timeout)
+            async with asyncio.timeout(self._timeout):  # no task per read, unlike wait_for
+                message = await self._receive()
         except TimeoutError as exc:
             self.error = BodyTimeout()
             raise self.error from exc
@@ -100,16 +103,16 @@ async def wait_for_disconnect(receive: Receive) -> None:
         pass
 
 
-async def _copy_body(response: aiohttp.ClientResponse, send: Send) -> None:
-    async for chunk in response.content.iter_any():
+async def _copy_body(response: H1Response, send: Send, idle_timeout: float) -> None:
+    while (chunk := await response.next_chunk(idle_timeout)) is not None:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def stream_response(response: aiohttp.ClientResponse, send: Send, receive: Receive) -> bool:
+async def stream_response(response: H1Response, send: Send, receive: Receive, *, idle_timeout: float) -> bool:
     """Copy the upstream body to the client; False if either side went away before the end. The copy and a
     disconnect watcher race once per response (not per chunk): a client that leaves cancels the copy at once."""
-    copy = asyncio.ensure_future(_copy_body(response, send))
+    copy = asyncio.ensure_future(_copy_body(response, send, idle_timeout))
     watcher = asyncio.ensure_future(wait_for_disconnect(receive))
     try:
         await asyncio.wait((copy, watcher), return_when=asyncio.FIRST_COMPLETED)

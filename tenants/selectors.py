@@ -3,6 +3,7 @@
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
@@ -22,6 +23,11 @@ class TenantRoute:
     generation: int
     pod_id: str | None
 
+    @cached_property
+    def key(self) -> str:
+        """The tenant id as text, made once per cached route rather than on every request that uses it."""
+        return str(self.tenant_id)
+
 
 _ROUTE_FIELDS = ("id", "tier", "status", "security_mode", "state__state", "state__generation", "state__pod_id")
 
@@ -36,6 +42,15 @@ def tenant_route(*, tenant_id: uuid.UUID | str) -> TenantRoute | None:
         return None
     tid, tier, status, mode, state, generation, pod_id = row
     return TenantRoute(tid, tier, status, mode, state or State.COLD, generation or 1, pod_id)
+
+
+def tenant_routes(*, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, TenantRoute]:
+    """`tenant_route` for many tenants in one query (the gateway's refresh of routes it keeps); unknown ids absent."""
+    rows = Tenant.objects.filter(pk__in=tenant_ids).values_list(*_ROUTE_FIELDS)
+    return {
+        tid: TenantRoute(tid, tier, status, mode, state or State.COLD, generation or 1, pod_id)
+        for tid, tier, status, mode, state, generation, pod_id in rows
+    }
 
 
 def cold_tenants_idle(

@@ -41,6 +41,8 @@ async def call(
     client_gone: asyncio.Event | None = None,
     reply: Reply | None = None,
     observe: Callable[[dict[str, Any]], None] | None = None,
+    http_version: str | None = None,
+    received: list[dict[str, Any]] | None = None,
 ) -> Reply:
     """One HTTP request through the ASGI app, like an ASGI server would deliver it. `reply` fills in while the
     response streams (for callers that run this in the background); `observe` sees every message sent."""
@@ -53,7 +55,10 @@ async def call(
 
     async def receive() -> dict[str, Any]:
         if pending:
-            return pending.pop(0)
+            message = pending.pop(0)
+            if received is not None:
+                received.append(message)
+            return message
         await gone.wait()
         return {"type": "http.disconnect"}
 
@@ -78,6 +83,8 @@ async def call(
         "client": ("198.51.100.9", 5000),
         "scheme": "http",
     }
+    if http_version is not None:
+        scope["http_version"] = http_version
     await app(scope, receive, send)
     gone.set()  # the server closes the connection: any disconnect watcher ends
     return reply

@@ -207,6 +207,25 @@ def test_protection_shapes_are_refused(gateway_settings, make_tenant, headers, s
     run(_with_gateway(gateway_settings, {}, scenario))
 
 
+def test_an_http1_request_without_framing_is_forwarded_without_reading_a_body(
+    gateway_settings, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    tenant = make_tenant()
+    pod = Upstream()
+
+    async def scenario(gateway: Gateway) -> None:
+        read: list[dict[str, Any]] = []
+        reply = await call(gateway, "GET", "/v1/models", headers=[bearer(tenant.id)], http_version="1.1", received=read)
+        assert reply.status == 200 and read == [] and pod.bodies == [b""]
+        # HTTP/2 frames a body without Content-Length: it is read and forwarded
+        reply = await call(
+            gateway, "POST", "/v1/chat/completions", headers=[bearer(tenant.id)], body=[b"{}"], http_version="2"
+        )
+        assert reply.status == 200 and pod.bodies[-1] == b"{}"
+
+    run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
+
+
 def test_body_over_the_limit_while_streaming_is_413(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
     tenant = make_tenant()
     gateway_settings.GATEWAY_MAX_BODY_BYTES = 100_000

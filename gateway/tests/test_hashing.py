@@ -51,3 +51,20 @@ def test_all_pods_ejected_still_answers_first_choice_and_empty_set_none() -> Non
     pods.eject("b")
     assert pods.choose("t")[0] == ranked_pods("t", ["a", "b"])[0]
     assert PodSet(pods=[]).choose("t") == (None, 0)
+
+
+def test_a_remembered_ranking_follows_a_change_of_pods() -> None:
+    pod_set = PodSet(pods=("a:1", "b:1"))
+    tenant = "00000000-0000-4000-8000-000000000001"
+    assert pod_set.ranking(tenant) == ranked_pods(tenant, ("a:1", "b:1"))
+    pod_set.pods = ("a:1", "b:1", "c:1")  # what discovery does when a pod joins
+    assert pod_set.ranking(tenant) == ranked_pods(tenant, ("a:1", "b:1", "c:1"))
+    pod_set.pods = ["c:1"]  # any sequence, even one changed in place later
+    assert pod_set.choose(tenant) == ("c:1", 0)
+
+
+def test_remembered_rankings_are_bounded() -> None:
+    pod_set = PodSet(pods=("a:1", "b:1"), max_rankings=10)
+    for i in range(25):
+        pod_set.choose(f"tenant-{i}")
+    assert len(pod_set._rankings) <= 10

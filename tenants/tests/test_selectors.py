@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from tenants.models import Tenant, TenantState
-from tenants.selectors import TenantRoute, cold_tenants_idle, tenant_counts, tenant_route
+from tenants.selectors import TenantRoute, cold_tenants_idle, tenant_counts, tenant_route, tenant_routes
 from tenants.services import tenant_suspend
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +38,17 @@ def test_tenant_route_is_one_query(tenant: Tenant, django_assert_num_queries: Ca
         assert tenant_route(tenant_id=tenant.id) is not None
     with django_assert_num_queries(1):  # type: ignore[attr-defined]
         assert tenant_route(tenant_id=uuid.uuid4()) is None
+
+
+def test_tenant_routes_reads_many_in_one_query(
+    make_tenant: Callable[..., Tenant], django_assert_num_queries: Callable[..., object]
+) -> None:
+    a, b = make_tenant(), make_tenant(tier="A")
+    TenantState.objects.filter(tenant=b).update(state="hot", generation=3, pod_id="tier-a-0")
+    with django_assert_num_queries(1):  # type: ignore[attr-defined]
+        routes = tenant_routes(tenant_ids=[a.id, b.id, uuid.uuid4()])
+    assert routes == {a.id: tenant_route(tenant_id=a.id), b.id: tenant_route(tenant_id=b.id)}  # unknown: absent
+    assert tenant_routes(tenant_ids=[]) == {}
 
 
 def test_tenant_route_without_state_row_defaults_to_cold(db: None) -> None:

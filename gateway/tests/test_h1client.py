@@ -1,0 +1,322 @@
+"""The pod connection's HTTP/1.1 exchange, against raw sockets that answer exactly what each test scripts.
+
+Every test runs on asyncio's loop and on uvloop (which the gateway runs on in production)."""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import pytest
+import uvloop
+
+from gateway.h1client import HIGH_WATER, StaleConnection, UpstreamConnectError, UpstreamError
+from gateway.h1pool import H1Pool, request_head
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], Any]:
+    def runner(coro: Coroutine[Any, Any, Any]) -> Any:
+        if request.param == "uvloop":
+            return uvloop.run(coro)
+        return asyncio.run(coro)
+
+    return runner
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            head += await reader.readexactly(int(line.split(b":")[1]))
+    return head
+
+
+async def serve(handler: Handler) -> tuple[asyncio.Server, str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"127.0.0.1:{port}"
+
+
+OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+
+
+def test_the_request_head_carries_host_framing_and_the_given_headers() -> None:
+    head = request_head(b"POST", b"/v1/x?a=1", "10.0.0.1:8000", [(b"x-request-id", b"r1")], 5)
+    assert head == b"POST /v1/x?a=1 HTTP/1.1\r\nhost: 10.0.0.1:8000\r\nx-request-id: r1\r\ncontent-length: 5\r\n\r\n"
+    assert b"content-length" not in request_head(b"GET", b"/", "p:1", [], 0)
+    assert b"transfer-encoding: chunked" in request_head(b"POST", b"/", "p:1", [], None)
+
+
+def test_a_kept_alive_connection_serves_the_next_request(run) -> None:  # type: ignore[no-untyped-def]
+    connections = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        while not reader.at_eof():
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(OK)
+
+    async def scenario() -> None:
+        server, pod = await serve(handler)
+        pool = H1Pool(connect_timeout=1)
+        for _ in range(3):
+            response = await pool.request(b"GET", pod, b"/", [], None)
+            assert (response.status, response.content_length, response.content_type) == (200, 2, b"application/json")
+            assert await response.read(1) == b"{}"
+            response.release()
+        assert len(connections) == 1 and pool.idle_count(pod) == 1
+        await pool.close()
+        server.close()
+
+    run(scenario())
+
+
+def test_a_chunked_answer_streams_chunk_by_chunk_and_ends(run) -> None:  # type: ignore[no-untyped-def]
+    step = asyncio.Event
+
+    async def scenario() -> None:
+        go = step()
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/event-stream\r\n\r\n")
+            writer.write(b"5\r\nfirst\r\n")
+            await go.wait()
+            writer.write(b"6\r\nsecond\r\n0\r\n\r\n")
+
+        server, pod = await serve(handler)
+        pool = H1Pool(connect_timeout=1)
+        response = await pool.request(b"GET", pod, b"/stream", [], None)
+        assert response.content_type == b"text/event-stream" and response.content_length is None
+        assert await response.next_chunk(1) == b"first"  # before the rest exists: nothing is buffered whole
+        go.set()
+        assert await response.next_chunk(1) == b"second"
+        assert await response.next_chunk(1) is None
+        response.release()
+        assert pool.idle_count(pod) == 1
+        await pool.close()
+        server.close()
+
+    run(scenario())
+
+
+def test_a_body_delimited_by_the_close_is_whole_and_the_connection_is_not_reused(run) -> None:  # type: ignore[no-untyped-def]
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end")
+        writer.close()
+
+    async def scenario() -> None:
+        server, pod = await serve(handler)
+        pool = H1Pool(connect_timeout=1)
+        response = await pool.request(b"GET", pod, b"/", [], None)
+        assert await response.read(1) == b"until the end"
+        response.release()
+        assert pool.idle_count(pod) == 0
+        await pool.close()
+        server.close()
+
+    run(scenario())
+
+
+def test_informational_answers_are_skipped_and_head_answers_have_no_body(run) -> None:  # type: ignore[no-untyped-def]
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n" + OK)
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")  # HEAD: length declared, no body
+
+    async def scenario() -> None:
+        server, pod = await serve(handler)
+        pool = H1Pool(connect_timeout=1)
+        response = await pool.request(b"GET", pod, b"/", [], None)
+        assert response.status == 200 and response.header(b"link") is None
+        assert await response.read(1) == b"{}"
+        response.release()
+        head = await pool.request(b"HEAD", pod, b"/", [], None)
+        assert head.status == 200 and head.content_length == 100
+        assert await head.read(1) == b""
+        head.release()
+        await pool.close()
+        server.close()
+
+    run(scenario())
+
+
+def test_a_streamed_request_body_goes_up_chunked(run) -> None:  # type: ignore[no-untyped-def]
+    received: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"transfer-encoding: chunked" in head
+        body = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            body += chunk[:-2]
+        received.append(body)
+        writer.write(OK)
+
+    async def scenario() -> None:
+        async def body():  # type: ignore[no-untyped-def]
+            for part in (b"one,", b"", b"two,", b"x" * 300_000):
+                yield part
+
+        server, pod = await serve(handler)
+        pool = H1Pool(connect_timeout=1)
+        response = await pool.request(b"POST", pod, b"/", [], body())
+        assert await response.read(1) == b"{}"
+        response.release()
+        assert received == [b"one,two," + b"x" * 300_000]
+        assert pool.idle_count(pod) == 1
+        await pool.close()
+        server.close()
+
+    run(scenario())
+
+
+def test_a_failing_request_body_is_raised_and_the_connection_dropped(run) -> None:  # type: ignore[no-untyped-def]
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    async def scenario() -> None:
+        async def body():  # type: ignore[no-untyped-def]
+            yield b"start"
+            raise ValueError("client too slow")
+
+        server, pod = await serve(handler)
+        pool = H1Pool(connect_timeout=1)
+        with pytest.raises(ValueError, match="too slow"):
+            await pool.request(b"POST", pod, b"/", [], body())
+        assert pool.idle_count(pod) == 0
+        await pool.close()
+        server.close()
+
+    run(scenario())
+
+
+def test_a_slow_reader_pauses_the_pod_instead_of_buffering_everything(run) -> None:  # type: ignore[no-untyped-def]
+    total = 8 * HIGH_WATER
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % total)
+        for _ in range(total // 65536):
+            writer.write(b"x" * 65536)
+            await writer.drain()
+
+    async def scenario() -> None:
+        server, pod = await serve(handler)
+        pool = H1Pool(connect_timeout=1)
+        response = await pool.request(b"GET", pod, b"/", [], None)
+        await asyncio.sleep(0.3)  # the pod would send everything now if nothing held it back
+        assert response._buffered <= HIGH_WATER + 65536 * 4
+        got = 0
+        while (chunk := await response.next_chunk(1)) is not None:
+            got += len(chunk)
+        assert got == total
+        response.release()
+        await pool.close()
+        server.close()
+
+    run(scenario())
+
+
+def test_a_malformed_answer_or_a_close_mid_answer_is_an_upstream_error(run) -> None:  # type: ignore[no-untyped-def]
+    answers = iter([b"SPDY/9 what\r\n\r\n", b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort"])
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(next(answers))
+        writer.close()
+
+    async def scenario() -> None:
+        server, pod = await serve(handler)
+        pool = H1Pool(connect_timeout=1)
+        with pytest.raises(UpstreamError, match="malformed"):
+            await pool.request(b"GET", pod, b"/", [], None)
+        response = await pool.request(b"GET", pod, b"/", [], None)
+        with pytest.raises(UpstreamError, match="mid-answer"):
+            await response.read(1)
+        response.close()
+        assert pool.idle_count(pod) == 0
+        await pool.close()
+        server.close()
+
+    run(scenario())
+
+
+def test_a_refused_connection_is_a_connect_error(run) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> None:
+        server, pod = await serve(lambda r, w: asyncio.sleep(0))
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(UpstreamConnectError):
+            await H1Pool(connect_timeout=1).request(b"GET", pod, b"/", [], None)
+
+    run(scenario())
+
+
+def test_a_stale_kept_alive_connection_is_retried_only_for_idempotent_requests(run) -> None:  # type: ignore[no-untyped-def]
+    served: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served.append((await read_request(reader)).split(b" ")[0])
+        writer.write(OK)
+        await writer.drain()
+        await reader.read(1)  # the next request arrives ...
+        writer.transport.abort()  # ... and the pod drops the connection without answering
+
+    async def scenario() -> None:
+        server, pod = await serve(handler)
+        pool = H1Pool(connect_timeout=1)
+        for method in (b"GET", b"POST"):
+            first = await pool.request(method, pod, b"/", [], b"" if method == b"POST" else None)
+            await first.read(1)
+            first.release()
+            if method == b"GET":
+                again = await pool.request(b"GET", pod, b"/", [], None)  # stale → sent again on a new connection
+                assert again.status == 200
+                again.close()
+            else:
+                with pytest.raises(StaleConnection):  # may have been processed: never sent twice
+                    await pool.request(b"POST", pod, b"/", [], b"{}")
+        assert served == [b"GET", b"GET", b"POST"]
+        await pool.close()
+        server.close()
+
+    run(scenario())
+
+
+def test_idle_connections_older_than_the_keepalive_are_not_reused(run) -> None:  # type: ignore[no-untyped-def]
+    connections = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(OK)
+
+    async def scenario() -> None:
+        server, pod = await serve(handler)
+        pool = H1Pool(connect_timeout=1, keepalive_seconds=0.05)
+        for _ in range(2):
+            response = await pool.request(b"GET", pod, b"/", [], None)
+            await response.read(1)
+            response.release()
+            await asyncio.sleep(0.1)
+        assert len(connections) == 2
+        await pool.close()
+        server.close()
+
+    run(scenario())
