@@ -8,13 +8,30 @@ and path is measured, in rounds:
 
 - **hot**: the tenant is loaded on the pod and hot in tenant state;
 - **blob**: evicted through the node (which writes its sealed context blob), cold in tenant state: the gateway
-  answers from the blob (the blob cache was dropped by the invalidation, so each round fetches and opens it);
+  answers from the blob. The first round is the first cold start this gateway serves for the tenant: it fetches the
+  blob, looks its key up and opens it (`ttfb_blob_fetched_*`, also printed). From then on the gateway holds the blob
+  and re-reads it itself when the node writes a new one (the `tenant:<id>` invalidation), so later rounds find it in
+  memory, as a real tenant cold-starting again on the same gateway would. Each run is labelled from the gateway's
+  /metrics counters, not assumed;
 - **wait**: a `mobile_only` tenant with the same amount of data (the platform holds no blob for it), evicted: the
   gateway warms the pod and proxies the request (wait path).
 
-After each eviction the tenant's files are dropped from the OS page cache (`posix_fadvise(DONTNEED)`), because a
-tenant goes cold after minutes to hours idle and its pages are long gone from a busy node's memory by then;
-`--keep-page-cache` measures the kinder case of a tenant evicted a moment ago.
+What a tenant that went cold after minutes to hours idle meets, reproduced for both cold paths:
+
+- its files are no longer in the OS page cache: dropped after each eviction (`posix_fadvise(DONTNEED)`);
+  `--keep-page-cache` measures the kinder case of a tenant evicted a moment ago;
+- its route is no longer in the gateway's route cache: the gateway runs with a 1 s route TTL and the bench waits it
+  out before a cold request (`--keep-route-cache` skips that). The gateway keeps re-reading the routes of the tenants
+  whose blob it holds, so the blob path finds the route in memory; the wait path reads it from the database. How
+  many runs read it from the database is printed for each path.
+
+Each measured request is preceded (untimed) by one to Redis, the node and the gateway, on the connections it uses:
+between the bench's steps every process sleeps 100 ms or more, and on a small VM the first request after that pays
+about 2 ms of wake-up on every hop, the same constant on every path (printed: a /healthz after 150 ms idle vs
+primed). A gateway or node serving traffic is not idle. `--idle-wakeup` leaves it in.
+
+The client is a lean HTTP/1.1 client on one keep-alive connection (bench.sse_client), the same for all three paths:
+aiohttp's own per-request work was a good part of a 2 ms figure.
 
 TTFB here is the time from sending the request to the first byte of *answer content* (the first
 `chat.completion.chunk` with text): on the cold paths the gateway sends a `percolate.status` warming event before
@@ -38,12 +55,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import free_port, start, stop, wait_http
+from bench.sse_client import SseClient
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_URL = os.environ.get("BENCH_COLDSTART_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/percolate_bench_coldstart")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 TOKEN = "bench-coldstart-service-token-0123"
 MESSAGE_BYTES = 8 * 1024
+ROUTE_TTL = 1.0  # the gateway's route-cache TTL in this bench (30 s by default), so an idle tenant's entry can expire
 
 
 def log(message: str) -> None:
@@ -147,33 +166,84 @@ async def node_call(session: Any, node: str, action: str, tenant_id: uuid.UUID) 
         return doc
 
 
-def _has_text(buffer: bytes) -> bool:
-    for frame in buffer.split(b"\n\n")[:-1]:  # complete frames only
-        if frame.startswith(b"data: {") and json.loads(frame[6:])["choices"][0]["delta"].get("content"):
-            return True
-    return False
-
-
-async def chat(session: Any, gateway: str, token: str, text: str) -> dict[str, Any]:
+async def chat(client: SseClient, token: str, text: str) -> dict[str, Any]:
     """One streamed chat through the gateway: ms to the first byte, to the first answer text, and the cold mark."""
-    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": text}]}
-    started = time.perf_counter()
-    first_byte = first_text = None
-    buffer = b""
-    async with session.post(
-        f"http://{gateway}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {token}"}
-    ) as response:
-        if response.status != 200:
-            raise RuntimeError(f"chat: {response.status} {await response.text()}")
-        mark = response.headers.get("X-Percolate-Cold-Start", "hot")
-        async for data in response.content.iter_any():
-            now = time.perf_counter()
-            first_byte = first_byte or now
-            buffer += data
-            if first_text is None and _has_text(buffer):
-                first_text = now
-    assert first_byte is not None and first_text is not None, buffer[-300:]
-    return {"status_ms": (first_byte - started) * 1000, "ttfb_ms": (first_text - started) * 1000, "kind": mark}
+    timed = await client.chat(token, text)
+    kind = timed.headers.get("x-percolate-cold-start", "hot")
+    return {"status_ms": timed.status_ms, "ttfb_ms": timed.ttfb_ms, "kind": kind}
+
+
+def counters(metrics_text: bytes) -> dict[str, float]:
+    """The gateway's blob-cache and route-cache lookup counters, from its /metrics page."""
+    wanted = {
+        'percolate_gateway_blob_cache_lookups_total{result="hit"}': "blob_hit",
+        'percolate_gateway_cache_lookups_total{cache="route",result="miss"}': "route_miss",
+    }
+    out = dict.fromkeys(wanted.values(), 0.0)
+    for line in metrics_text.decode().splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in wanted:
+            out[wanted[name]] = float(value)
+    return out
+
+
+class Probe:
+    """Measured chats, each one preceded (untimed) by what the run asks for: waking every process on the path."""
+
+    def __init__(self, args: argparse.Namespace, client: SseClient, session: Any, node: str) -> None:
+        import redis
+
+        self.args, self.client, self.session, self.node = args, client, session, node
+        self.redis = redis.Redis.from_url(REDIS_URL)
+
+    async def counters(self) -> dict[str, float]:
+        status, body = await self.client.get("/metrics")
+        assert status == 200, status
+        return counters(body)
+
+    async def prime(self) -> None:
+        """One request to Redis, the node and the gateway just before the measured one (on the connections it uses).
+
+        Between the bench's steps every process here sleeps for 100 ms or more, and on this (virtual) machine the
+        first request after such a pause pays about 2 ms of CPU wake-up on each side (a bare uvicorn app answers a
+        /healthz in ~0.2 ms primed, ~2.2 ms after 150 ms idle). A gateway or node serving traffic is not idle; the
+        constant would be added to every path alike and hide the work each path does."""
+        if self.args.idle_wakeup:
+            return
+        self.redis.ping()  # the gateway's rate limiter asks it on every path
+        async with self.session.get(f"http://{self.node}/health") as response:
+            await response.read()
+        status, _ = await self.client.get("/healthz")
+        assert status == 200, status
+
+    async def wakeup_ms(self, samples: int = 5) -> tuple[float, float]:
+        """Median ms of a gateway /healthz after 150 ms idle, and right after another one: the cost of waking up."""
+        idle: list[float] = []
+        primed: list[float] = []
+        for _ in range(samples):
+            for times in (idle, primed):
+                await asyncio.sleep(0.15)
+                if times is primed:
+                    await self.client.get("/healthz")
+                started = time.perf_counter()
+                await self.client.get("/healthz")
+                times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(idle), statistics.median(primed)
+
+    async def chat(self, token: str, text: str) -> dict[str, Any]:
+        before = await self.counters()
+        await self.prime()
+        run = await chat(self.client, token, text)
+        after = await self.counters()
+        run["blob_in_memory"] = after["blob_hit"] > before["blob_hit"]
+        run["route_fetched"] = after["route_miss"] > before["route_miss"]
+        return run
+
+    async def idle_gone(self) -> None:
+        """A tenant idle long enough to go cold is long gone from the gateway's route cache too (entries live
+        ROUTE_TTL here, GATEWAY_ROUTE_TTL_SECONDS in production): wait it out, unless --keep-route-cache."""
+        if not self.args.keep_route_cache:
+            await asyncio.sleep(ROUTE_TTL + 0.1)
 
 
 def make_cold_on_disk(args: argparse.Namespace, tenant_id: uuid.UUID) -> None:
@@ -205,21 +275,26 @@ async def measure(
     }
     sizes = sorted({size for size, _ in tenants})
     figures: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    host, port = gateway.rsplit(":", 1)
+    client = SseClient(host, int(port))
     async with aiohttp.ClientSession() as session:
+        probe = Probe(args, client, session, node)
+        wakeup = await probe.wakeup_ms()
         for round_no in range(args.rounds):
             for size in sizes:
                 nb, mo = (size, "node_based"), (size, "mobile_only")
                 # hot
                 await node_call(session, node, "warm", tenants[nb])
                 await wait_state(tenants[nb], "hot")
-                await chat(session, gateway, tokens[nb], "warm-up")
-                figures.setdefault((size, "hot"), []).append(await chat(session, gateway, tokens[nb], "hot?"))
+                await chat(client, tokens[nb], "warm-up")
+                figures.setdefault((size, "hot"), []).append(await probe.chat(tokens[nb], "hot?"))
                 # cold with a blob (written by the node on eviction)
                 evicted = await node_call(session, node, "evict", tenants[nb])
                 assert evicted["context_blob"] in ("written", "current"), evicted
                 await wait_state(tenants[nb], "cold")
                 make_cold_on_disk(args, tenants[nb])
-                figures.setdefault((size, "blob"), []).append(await chat(session, gateway, tokens[nb], "blob?"))
+                await probe.idle_gone()
+                figures.setdefault((size, "blob"), []).append(await probe.chat(tokens[nb], "blob?"))
                 await wait_state(tenants[nb], "hot")
                 # cold without a blob (mobile_only: the platform has none): the wait path
                 await node_call(session, node, "warm", tenants[mo])
@@ -227,16 +302,24 @@ async def measure(
                 await node_call(session, node, "evict", tenants[mo])
                 await wait_state(tenants[mo], "cold")
                 make_cold_on_disk(args, tenants[mo])
-                figures.setdefault((size, "wait"), []).append(await chat(session, gateway, tokens[mo], "wait?"))
+                await probe.idle_gone()
+                figures.setdefault((size, "wait"), []).append(await probe.chat(tokens[mo], "wait?"))
                 await wait_state(tenants[mo], "hot")
             log(f"round {round_no + 1}/{args.rounds} done")
-    out: dict[str, Any] = {}
+    await client.close()
+    out: dict[str, Any] = {"healthz_after_idle_ms": round(wakeup[0], 2), "healthz_primed_ms": round(wakeup[1], 2)}
     for (size, path), runs in figures.items():
         kinds = {r["kind"] for r in runs}
         expected = {"hot": "hot", "blob": "blob", "wait": "wait"}[path]
         assert kinds == {expected}, (size, path, kinds)
         out[f"ttfb_{path}_{size}mb_ms"] = round(statistics.median(r["ttfb_ms"] for r in runs), 2)
         out[f"status_{path}_{size}mb_ms"] = round(statistics.median(r["status_ms"] for r in runs), 2)
+        out[f"route_fetched_{path}_{size}mb"] = sum(r["route_fetched"] for r in runs)
+        if path == "blob":
+            fetched = [r["ttfb_ms"] for r in runs if not r["blob_in_memory"]]
+            out[f"blob_fetched_{size}mb"] = len(fetched)
+            if fetched:  # the first cold start this gateway serves for the tenant: fetch, key lookup, decryption
+                out[f"ttfb_blob_fetched_{size}mb_ms"] = round(statistics.median(fetched), 2)
     return out
 
 
@@ -248,6 +331,16 @@ def main() -> None:
         "--keep-page-cache",
         action="store_true",
         help="leave a cold tenant's files in the OS page cache (as if it went cold a moment ago)",
+    )
+    parser.add_argument(
+        "--keep-route-cache",
+        action="store_true",
+        help="measure a cold tenant while the gateway still holds its route (as if it went cold a moment ago)",
+    )
+    parser.add_argument(
+        "--idle-wakeup",
+        action="store_true",
+        help="do not wake the gateway and the node before each measured request (count their wake-up from idle)",
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -279,7 +372,12 @@ def main() -> None:
             "PERCOLATE_IDLE_SWEEP_SECONDS": "0",
         }
         procs.append(start([sys.executable, "-m", "tiernode"], env=node_env, cwd=ROOT))
-        gw_env = {**env, "GATEWAY_PODS_B": node, "GATEWAY_WARM_TIMEOUT_SECONDS": "30"}
+        gw_env = {
+            **env,
+            "GATEWAY_PODS_B": node,
+            "GATEWAY_WARM_TIMEOUT_SECONDS": "30",
+            "GATEWAY_ROUTE_TTL_SECONDS": str(ROUTE_TTL),
+        }
         procs.append(
             start(
                 [
@@ -325,6 +423,22 @@ def main() -> None:
     )
     print(
         f"{'first byte (warming event) wait':<40}" + "".join(f"{result[f'status_wait_{s}mb_ms']:>12.2f}" for s in sizes)
+    )
+    print(
+        f"{'blob fetched and opened (runs: median)':<40}"
+        + "".join(
+            f"{result[f'blob_fetched_{s}mb']:>4}: {result.get(f'ttfb_blob_fetched_{s}mb_ms', float('nan')):>5.2f}"
+            for s in sizes
+        )
+    )
+    for path in ("hot", "blob", "wait"):
+        print(
+            f"{f'route read from the DB, {path} (runs)':<40}"
+            + "".join(f"{result[f'route_fetched_{path}_{s}mb']:>12}" for s in sizes)
+        )
+    print(
+        f"{'gateway /healthz after 150 ms idle':<40}{result['healthz_after_idle_ms']:>12.2f}"
+        f" (primed {result['healthz_primed_ms']:.2f}; {'not ' if args.idle_wakeup else ''}primed above)"
     )
     print(
         f"{'ratio blob / hot (target <= 3)':<40}"

@@ -148,5 +148,14 @@ class BlobCache:
         self.bytes = 0
         metrics.blob_cache_bytes.set(0)
 
+    def tenants(self, limit: int) -> list[uuid.UUID]:
+        """The tenants whose blob is held, most recently used first, at most `limit`."""
+        out: list[uuid.UUID] = []
+        for tenant_id in reversed(self._entries):
+            if len(out) >= limit:
+                break
+            out.append(tenant_id)
+        return out
+
     def __contains__(self, tenant_id: uuid.UUID) -> bool:
         return tenant_id in self._entries

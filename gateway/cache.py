@@ -60,6 +60,17 @@ class TtlCache(Generic[K, V]):
         future.set_result(value)
         return value
 
+    def generation(self, key: K) -> int:
+        """Bumped by every `invalidate` of the key: take it before a load, hand it to `put` after."""
+        return self._generation.get(key, 0)
+
+    def put(self, key: K, value: V, *, generation: int) -> bool:
+        """Store a value loaded elsewhere (a batched refresh), unless the key was invalidated since `generation`."""
+        if self._generation.get(key, 0) != generation:
+            return False
+        self._store(key, value)
+        return True
+
     def _store(self, key: K, value: V) -> None:
         self._entries[key] = (self._clock() + self._ttl, value)
         self._entries.move_to_end(key)

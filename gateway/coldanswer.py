@@ -8,6 +8,7 @@ cached answer from the pod's own.
 import hashlib
 import json
 import time
+from json.encoder import encode_basestring  # what json.dumps(str, ensure_ascii=False) uses
 from typing import Any
 
 WARMING = "warming"
@@ -85,24 +86,34 @@ def error_event(code: str, message: str) -> bytes:
     return event("percolate.error", {"error": {"code": code, "message": message}})
 
 
+_SLOT = "\x00delta\x00"  # stands for the delta while the frame around it is serialised once
+
+
+def _frame(cid: str, created: int, kind: str, finish: str | None) -> tuple[str, str]:
+    """The text of a chunk event before and after its delta: the same bytes json.dumps gives for the whole doc."""
+    doc = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": _SLOT, "finish_reason": finish}],
+        "percolate": {"cold_start": kind},
+    }
+    head, _, tail = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).partition(json.dumps(_SLOT))
+    return "data: " + head, tail + "\n\n"
+
+
 def chunks(answer: str, *, request_id: str, kind: str, created: int | None = None) -> list[bytes]:
-    """The answer as OpenAI chat.completion.chunk events (role, one per word, finish), each marked; then [DONE]."""
+    """The answer as OpenAI chat.completion.chunk events (role, one per word, finish), each marked.
+
+    The frame around the delta is serialised once, not once per word: the events are ready in microseconds, so the
+    first words go out without waiting on the JSON encoder."""
     cid, created = completion_id(request_id), created or int(time.time())
-
-    def one(delta: dict[str, str], finish: str | None = None) -> bytes:
-        doc = {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": MODEL,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            "percolate": {"cold_start": kind},
-        }
-        return b"data: " + json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
-
-    out = [one({"role": "assistant", "content": ""})]
-    out += [one({"content": tok}) for tok in _tokens(answer)]
-    out.append(one({}, "stop"))
+    head, tail = _frame(cid, created, kind, None)
+    out = [f'{head}{{"role":"assistant","content":""}}{tail}'.encode()]
+    out += [f'{head}{{"content":{encode_basestring(tok)}}}{tail}'.encode() for tok in _tokens(answer)]
+    stop_head, stop_tail = _frame(cid, created, kind, "stop")
+    out.append(f"{stop_head}{{}}{stop_tail}".encode())
     return out
 
 

@@ -67,9 +67,8 @@ class ArchivedAnswer:
             await send_json(send, 200, coldanswer.completion(answer, request_id=rid, kind="archived"), headers)
         else:
             await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
-            await send_body(send, coldanswer.status_event("restoring", cold_start="blob"))
-            for part in coldanswer.chunks(answer, request_id=rid, kind="archived"):
-                await send_body(send, part)
+            restoring = coldanswer.status_event("restoring", cold_start="blob")
+            await send_body(send, b"".join([restoring, *coldanswer.chunks(answer, request_id=rid, kind="archived")]))
             await send_body(
                 send,
                 coldanswer.status_event("restoring", delivered=False, retry_after=RESTORE_RETRY_AFTER),

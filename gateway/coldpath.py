@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from gateway import coldanswer
@@ -37,10 +38,11 @@ from gateway.coldpodcalls import NOT_HOT_CODES as NOT_HOT_CODES
 from gateway.coldpodcalls import WARM_ATTEMPTS_FOR_DELIVERY as WARM_ATTEMPTS_FOR_DELIVERY
 from gateway.coldresponse import SSE_HEADERS as SSE_HEADERS
 from gateway.coldresponse import refuse
+from gateway.coldroutes import RouteKeeper
 from gateway.coldwait import WaitForWarm
 from gateway.errors import Receive, Send
 from gateway.warming import QueueFull, Warmer
-from tenants.selectors import TenantRoute
+from tenants.selectors import TenantRoute, tenant_routes
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -75,6 +77,16 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
         self._restoring: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._delivery_locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
         self._background: set[asyncio.Task[Any]] = set()
+        self.route_keeper = RouteKeeper(
+            gateway.routes,
+            self.blobs.tenants,
+            self._load_routes,
+            interval=max(0.5, settings.GATEWAY_ROUTE_TTL_SECONDS / 2),
+        )
+
+    @staticmethod
+    async def _load_routes(tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, TenantRoute]:
+        return await sync_to_async(tenant_routes, thread_sensitive=False)(tenant_ids=tenant_ids)
 
     # -- state ---------------------------------------------------------------------------------------------------
 
@@ -117,6 +129,7 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
         self.warmed.clear()
 
     async def close(self) -> None:
+        self.route_keeper.stop()
         await self.warmer.close()
         for task in list(self._background):
             task.cancel()
@@ -139,6 +152,7 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
         payload: bytes | None,
         started: float,
     ) -> int:
+        self.route_keeper.ensure_running()
         try:
             body = json.loads(payload) if payload else None
         except (ValueError, UnicodeDecodeError):

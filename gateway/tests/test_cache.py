@@ -69,3 +69,19 @@ def test_bounded_entries() -> None:
         assert len(cache._entries) == 10
 
     asyncio.run(scenario())
+
+
+def test_put_stores_a_value_loaded_elsewhere_unless_invalidated_since() -> None:
+    async def loader(key: str) -> str:
+        raise AssertionError("not loaded through the cache")
+
+    async def scenario() -> None:
+        cache: TtlCache[str, str] = TtlCache(loader, ttl=5)
+        taken = cache.generation("a")
+        assert cache.put("a", "A", generation=taken) and await cache.get("a") == "A"
+        taken = cache.generation("a")
+        cache.invalidate("a")  # a change arrived while the value was being read: it is stale
+        assert not cache.put("a", "old", generation=taken)
+        assert cache.put("a", "new", generation=cache.generation("a")) and await cache.get("a") == "new"
+
+    asyncio.run(scenario())

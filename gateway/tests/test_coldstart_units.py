@@ -1,14 +1,18 @@
 """The cold path's pure pieces: the byte-bounded blob cache, invalidation, and the warming queue."""
 
 import asyncio
+import json
 import uuid
 
 import pytest
 
+from gateway import coldanswer
 from gateway.blobs import BlobCache, BlobInvalid, ContextBlob, parse_blob
 from gateway.cache import TtlCache
+from gateway.coldroutes import RouteKeeper
 from gateway.invalidation import apply_message
 from gateway.warming import QueueFull, Warmer, WarmFailed
+from tenants.selectors import TenantRoute
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -102,3 +106,101 @@ def test_a_warm_that_overruns_its_deadline_fails_every_waiter() -> None:
             assert info.value.status == 504 and info.value.code == "warm_timeout"
 
     run(scenario())
+
+
+def test_the_blob_cache_lists_its_tenants_most_recent_first() -> None:
+    async def loader(tenant_id: uuid.UUID) -> ContextBlob | None:
+        return ContextBlob(tenant_id, {"tenant_id": str(tenant_id)}, 10)
+
+    async def scenario() -> None:
+        cache = BlobCache(max_bytes=1000, loader=loader)
+        a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        for tenant_id in (a, b, c, a):
+            await cache.get(tenant_id)
+        assert cache.tenants(10) == [a, c, b] and cache.tenants(2) == [a, c]
+
+    run(scenario())
+
+
+def test_the_route_keeper_rereads_the_routes_of_tenants_with_a_blob_in_one_load() -> None:
+    def route(tenant_id: uuid.UUID, generation: int) -> TenantRoute:
+        return TenantRoute(tenant_id, "B", "active", "node_based", "cold", generation, None)
+
+    async def one_by_one(tenant_id: uuid.UUID) -> TenantRoute | None:
+        loads.append([tenant_id])
+        return route(tenant_id, 1)
+
+    async def scenario() -> None:
+        routes: TtlCache[uuid.UUID, TenantRoute | None] = TtlCache(one_by_one, ttl=5, clock=lambda: now[0])
+        a, b, gone, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+        async def load_many(ids: list[uuid.UUID]) -> dict[uuid.UUID, TenantRoute]:
+            loads.append(ids)
+            routes.invalidate(b)  # b changes while the query runs: what it read for b is already stale
+            return {a: route(a, 2), b: route(b, 2)}  # `gone` no longer exists
+
+        keeper = RouteKeeper(routes, lambda limit: [a, b, gone][:limit], load_many, interval=1)
+        assert await keeper.refresh() == 1
+        assert loads == [[a, b, gone]]
+        now[0] = 4.9
+        assert (await routes.get(a)) == route(a, 2)  # in memory, as read by the keeper
+        assert (await routes.get(b)) == route(b, 1) and loads[-1] == [b]  # not the stale read: loaded itself
+        assert (await routes.get(gone)) == route(gone, 1) and loads[-1] == [gone]
+        now[0] = 5.1  # the keeper's read expires like any other entry: it is never just extended
+        await routes.get(a)
+        assert loads[-1] == [a]
+        assert other not in {tid for ids in loads for tid in ids}
+
+    loads: list[list[uuid.UUID]] = []
+    now = [0.0]
+    run(scenario())
+
+
+def test_the_route_keeper_runs_until_stopped_and_survives_a_failed_load() -> None:
+    calls: list[int] = []
+
+    async def load_many(ids: list[uuid.UUID]) -> dict[uuid.UUID, TenantRoute]:
+        calls.append(len(ids))
+        if len(calls) == 1:
+            raise OSError("database away")
+        return {}
+
+    async def one_by_one(tenant_id: uuid.UUID) -> TenantRoute | None:
+        return None
+
+    async def scenario() -> None:
+        keeper = RouteKeeper(TtlCache(one_by_one, ttl=1), lambda limit: [uuid.uuid4()], load_many, interval=0.01)
+        keeper.ensure_running()
+        first = keeper.task
+        keeper.ensure_running()
+        assert keeper.task is first  # one loop
+        while len(calls) < 3:
+            await asyncio.sleep(0.01)
+        keeper.stop()
+        await asyncio.sleep(0)
+        assert first is not None and first.cancelled()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["blob", "archived"])
+def test_answer_chunks_are_the_json_of_each_event_framed_once(kind: str) -> None:
+    text = 'Quotes " and \\ backslash, tab\tcontrol \x01, é 日本 \u2028 and  two  spaces {"json": 1}'
+    parts = coldanswer.chunks(text, request_id='r"1', kind=kind, created=7)
+
+    def event(delta: dict[str, str], finish: str | None = None) -> bytes:
+        doc = {
+            "id": coldanswer.completion_id('r"1'),
+            "object": "chat.completion.chunk",
+            "created": 7,
+            "model": coldanswer.MODEL,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "percolate": {"cold_start": kind},
+        }
+        return b"data: " + json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+
+    words = text.split(" ")
+    expected = [event({"role": "assistant", "content": ""})]
+    expected += [event({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
+    expected.append(event({}, "stop"))
+    assert parts == expected
