@@ -128,6 +128,8 @@ class Forwarding:
                 raw = await self._read_whole(response)  # one send, no streaming machinery, for the common answer
                 if raw is None:
                     return await self._refuse(send, 502, "upstream_error", "tier pod failed mid-answer")
+            if raw is not None:
+                out.append((b"content-length", b"%d" % len(raw)))  # whole: framed like the pod framed it
             await send({"type": "http.response.start", "status": response.status, "headers": out})
             if raw is not None:
                 await send({"type": "http.response.body", "body": raw, "more_body": False})

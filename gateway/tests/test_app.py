@@ -207,9 +207,7 @@ def test_protection_shapes_are_refused(gateway_settings, make_tenant, headers, s
     run(_with_gateway(gateway_settings, {}, scenario))
 
 
-def test_an_http1_request_without_framing_is_forwarded_without_reading_a_body(
-    gateway_settings, make_tenant
-) -> None:  # type: ignore[no-untyped-def]
+def test_an_http1_request_without_framing_is_forwarded_without_reading_a_body(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
     tenant = make_tenant()
     pod = Upstream()
 
