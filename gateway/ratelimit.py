@@ -40,7 +40,7 @@ def take(bucket: Bucket, tokens: float, updated_at: float, now: float) -> tuple[
     return False, tokens, (1.0 - tokens) / bucket.rate_per_second
 
 
-# Takes up to ARGV[4] tokens at once (a lease the gateway spends locally), returns {granted, seconds to next}.
+# Takes up to ARGV[4] tokens at once (a lease the gateway spends locally), returns {granted, seconds to next, left}.
 _LUA = """
 local rate, burst, now, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 't', 'u')
@@ -52,7 +52,7 @@ local wait = 0
 if granted == 0 then wait = (1 - tokens) / rate end
 redis.call('HSET', KEYS[1], 't', tostring(tokens), 'u', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {granted, tostring(wait)}
+return {granted, tostring(wait), tostring(tokens)}
 """
 
 
@@ -78,6 +78,8 @@ class RateLimiter:
         self._local: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._leases: dict[str, tuple[int, float]] = {}
         self._refills: dict[str, asyncio.Future[Decision]] = {}
+        self._known: dict[str, tuple[float, float]] = {}  # tokens left in Redis after our last ask, and when
+        self._background: set[asyncio.Task[Decision]] = set()
         self._local_capacity = local_capacity
 
     def _spend_lease(self, key: str, now: float) -> bool:
@@ -100,6 +102,25 @@ class RateLimiter:
                 return decision
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._refills[key] = future
+        if self._plenty_left(key, bucket, now):
+            # An idle tenant's lease has lapsed but its bucket was far from empty: admit now and let the refill
+            # (whose first token pays for this request) reach Redis in the background, so the first request after
+            # a pause never waits on a round trip. Other gateways may have spent those tokens meanwhile: the margin
+            # of a whole lease bounds that overdraft to one request per gateway and lapse.
+            task = asyncio.ensure_future(self._refill(key, bucket, now, future))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return ALLOWED
+        return await self._refill(key, bucket, now, future)
+
+    def _plenty_left(self, key: str, bucket: Bucket, now: float) -> bool:
+        known = self._known.get(key)
+        if known is None:
+            return False
+        left, at = known
+        return min(float(bucket.burst), left + max(0.0, now - at) * bucket.rate_per_second) >= lease_size(bucket) + 1
+
+    async def _refill(self, key: str, bucket: Bucket, now: float, future: "asyncio.Future[Decision]") -> Decision:
         decision = Decision(False, 1)
         try:
             decision = await self._ask(key, bucket, now)
@@ -112,7 +133,7 @@ class RateLimiter:
     async def _ask(self, key: str, bucket: Bucket, now: float) -> Decision:
         if self._script is not None:
             try:
-                granted, wait = await self._script(
+                granted, wait, left = await self._script(
                     keys=[f"rl:{key}"], args=[bucket.rate_per_second, bucket.burst, now, lease_size(bucket)]
                 )
             except (RedisError, OSError):
@@ -120,6 +141,9 @@ class RateLimiter:
             else:
                 granted = int(granted)
                 self._leases.pop(key, None)
+                if len(self._known) >= self._local_capacity:
+                    self._known.clear()
+                self._known[key] = (float(left), now)
                 if granted > 1:
                     if len(self._leases) >= self._local_capacity:
                         self._leases.clear()

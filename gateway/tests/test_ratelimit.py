@@ -85,3 +85,57 @@ def test_concurrent_requests_of_one_tenant_share_a_refill_and_never_exceed_the_b
         await client.aclose()
 
     asyncio.run(scenario())
+
+
+class GatedScript:
+    """The limiter's Redis script, held until the test opens the gate: shows who waits on the round trip."""
+
+    def __init__(self, script) -> None:  # type: ignore[no-untyped-def]
+        self.script, self.gate, self.calls = script, asyncio.Event(), 0
+
+    async def __call__(self, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        await self.gate.wait()
+        return await self.script(**kwargs)
+
+
+def test_an_idle_tenants_first_request_does_not_wait_for_redis_and_is_still_paid_for() -> None:
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(settings.REDIS_URL or "redis://127.0.0.1:6379/0")
+        now = [7000.0]
+        limiter = RateLimiter(client, clock=lambda: now[0])
+        bucket = Bucket(rate_per_second=1, burst=100)
+        key = f"idle-{uuid.uuid4()}"
+        assert (await limiter.check(key, bucket)).allowed  # first ever: asks Redis (nothing known yet)
+        now[0] += 5  # idle: the lease lapsed, the bucket is far from empty
+        gated = limiter._script = GatedScript(limiter._script)  # type: ignore[assignment]
+        decision = await asyncio.wait_for(limiter.check(key, bucket), 1)
+        assert decision.allowed and gated.calls == 1  # admitted while the refill is still on its way
+        gated.gate.set()
+        assert (await limiter.check(key, bucket)).allowed  # waits for that refill, then spends its lease
+        left = float((await client.hmget(f"rl:{key}", "t"))[0])
+        assert (
+            left == 100 - 10 + 5 - 10
+        )  # two leases of ten (5 s refilled 5): the early request was paid from the second
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_admitting_ahead_of_redis_never_lets_a_tenant_past_its_burst() -> None:
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(settings.REDIS_URL or "redis://127.0.0.1:6379/0")
+        now = [8000.0]
+        limiter = RateLimiter(client, clock=lambda: now[0])
+        bucket = Bucket(rate_per_second=0.001, burst=5)  # a lease of one token: the tiers' small buckets
+        key = f"spent-{uuid.uuid4()}"
+        decisions = []
+        for _ in range(8):
+            decisions.append(await limiter.check(key, bucket))
+            now[0] += 2  # each lease lapses before the next request
+        assert sum(d.allowed for d in decisions) == 5
+        assert all(not d.degraded for d in decisions)
+        assert float((await client.hmget(f"rl:{key}", "t"))[0]) < 1
+        await client.aclose()
+
+    asyncio.run(scenario())
