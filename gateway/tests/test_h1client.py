@@ -3,7 +3,8 @@
 Every test runs on asyncio's loop and on uvloop (which the gateway runs on in production)."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -39,6 +40,18 @@ async def serve(handler: Handler) -> tuple[asyncio.Server, str]:
     return server, f"127.0.0.1:{port}"
 
 
+@contextlib.asynccontextmanager
+async def serving(handler: Handler, **pool_options: float) -> AsyncIterator[tuple[str, H1Pool]]:
+    """A scripted pod and a pool to reach it, both closed afterwards."""
+    server, pod = await serve(handler)
+    pool = H1Pool(connect_timeout=1, **pool_options)
+    try:
+        yield pod, pool
+    finally:
+        await pool.close()
+        server.close()
+
+
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 
 
@@ -62,16 +75,14 @@ def test_a_kept_alive_connection_serves_the_next_request(run) -> None:  # type: 
             writer.write(OK)
 
     async def scenario() -> None:
-        server, pod = await serve(handler)
-        pool = H1Pool(connect_timeout=1)
-        for _ in range(3):
-            response = await pool.request(b"GET", pod, b"/", [], None)
-            assert (response.status, response.content_length, response.content_type) == (200, 2, b"application/json")
-            assert await response.read(1) == b"{}"
-            response.release()
-        assert len(connections) == 1 and pool.idle_count(pod) == 1
-        await pool.close()
-        server.close()
+        async with serving(handler) as (pod, pool):
+            for _ in range(3):
+                response = await pool.request(b"GET", pod, b"/", [], None)
+                assert (response.status, response.content_length) == (200, 2)
+                assert response.content_type == b"application/json"
+                assert await response.read(1) == b"{}"
+                response.release()
+            assert len(connections) == 1 and pool.idle_count(pod) == 1
 
     run(scenario())
 
@@ -89,18 +100,15 @@ def test_a_chunked_answer_streams_chunk_by_chunk_and_ends(run) -> None:  # type:
             await go.wait()
             writer.write(b"6\r\nsecond\r\n0\r\n\r\n")
 
-        server, pod = await serve(handler)
-        pool = H1Pool(connect_timeout=1)
-        response = await pool.request(b"GET", pod, b"/stream", [], None)
-        assert response.content_type == b"text/event-stream" and response.content_length is None
-        assert await response.next_chunk(1) == b"first"  # before the rest exists: nothing is buffered whole
-        go.set()
-        assert await response.next_chunk(1) == b"second"
-        assert await response.next_chunk(1) is None
-        response.release()
-        assert pool.idle_count(pod) == 1
-        await pool.close()
-        server.close()
+        async with serving(handler) as (pod, pool):
+            response = await pool.request(b"GET", pod, b"/stream", [], None)
+            assert response.content_type == b"text/event-stream" and response.content_length is None
+            assert await response.next_chunk(1) == b"first"  # before the rest exists: nothing is buffered whole
+            go.set()
+            assert await response.next_chunk(1) == b"second"
+            assert await response.next_chunk(1) is None
+            response.release()
+            assert pool.idle_count(pod) == 1
 
     run(scenario())
 
@@ -112,14 +120,11 @@ def test_a_body_delimited_by_the_close_is_whole_and_the_connection_is_not_reused
         writer.close()
 
     async def scenario() -> None:
-        server, pod = await serve(handler)
-        pool = H1Pool(connect_timeout=1)
-        response = await pool.request(b"GET", pod, b"/", [], None)
-        assert await response.read(1) == b"until the end"
-        response.release()
-        assert pool.idle_count(pod) == 0
-        await pool.close()
-        server.close()
+        async with serving(handler) as (pod, pool):
+            response = await pool.request(b"GET", pod, b"/", [], None)
+            assert await response.read(1) == b"until the end"
+            response.release()
+            assert pool.idle_count(pod) == 0
 
     run(scenario())
 
@@ -132,18 +137,15 @@ def test_informational_answers_are_skipped_and_head_answers_have_no_body(run) ->
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")  # HEAD: length declared, no body
 
     async def scenario() -> None:
-        server, pod = await serve(handler)
-        pool = H1Pool(connect_timeout=1)
-        response = await pool.request(b"GET", pod, b"/", [], None)
-        assert response.status == 200 and response.header(b"link") is None
-        assert await response.read(1) == b"{}"
-        response.release()
-        head = await pool.request(b"HEAD", pod, b"/", [], None)
-        assert head.status == 200 and head.content_length == 100
-        assert await head.read(1) == b""
-        head.release()
-        await pool.close()
-        server.close()
+        async with serving(handler) as (pod, pool):
+            response = await pool.request(b"GET", pod, b"/", [], None)
+            assert response.status == 200 and response.header(b"link") is None
+            assert await response.read(1) == b"{}"
+            response.release()
+            head = await pool.request(b"HEAD", pod, b"/", [], None)
+            assert head.status == 200 and head.content_length == 100
+            assert await head.read(1) == b""
+            head.release()
 
     run(scenario())
 
@@ -169,15 +171,12 @@ def test_a_streamed_request_body_goes_up_chunked(run) -> None:  # type: ignore[n
             for part in (b"one,", b"", b"two,", b"x" * 300_000):
                 yield part
 
-        server, pod = await serve(handler)
-        pool = H1Pool(connect_timeout=1)
-        response = await pool.request(b"POST", pod, b"/", [], body())
-        assert await response.read(1) == b"{}"
-        response.release()
-        assert received == [b"one,two," + b"x" * 300_000]
-        assert pool.idle_count(pod) == 1
-        await pool.close()
-        server.close()
+        async with serving(handler) as (pod, pool):
+            response = await pool.request(b"POST", pod, b"/", [], body())
+            assert await response.read(1) == b"{}"
+            response.release()
+            assert received == [b"one,two," + b"x" * 300_000]
+            assert pool.idle_count(pod) == 1
 
     run(scenario())
 
@@ -191,13 +190,10 @@ def test_a_failing_request_body_is_raised_and_the_connection_dropped(run) -> Non
             yield b"start"
             raise ValueError("client too slow")
 
-        server, pod = await serve(handler)
-        pool = H1Pool(connect_timeout=1)
-        with pytest.raises(ValueError, match="too slow"):
-            await pool.request(b"POST", pod, b"/", [], body())
-        assert pool.idle_count(pod) == 0
-        await pool.close()
-        server.close()
+        async with serving(handler) as (pod, pool):
+            with pytest.raises(ValueError, match="too slow"):
+                await pool.request(b"POST", pod, b"/", [], body())
+            assert pool.idle_count(pod) == 0
 
     run(scenario())
 
@@ -213,18 +209,15 @@ def test_a_slow_reader_pauses_the_pod_instead_of_buffering_everything(run) -> No
             await writer.drain()
 
     async def scenario() -> None:
-        server, pod = await serve(handler)
-        pool = H1Pool(connect_timeout=1)
-        response = await pool.request(b"GET", pod, b"/", [], None)
-        await asyncio.sleep(0.3)  # the pod would send everything now if nothing held it back
-        assert response._buffered <= HIGH_WATER + 65536 * 4
-        got = 0
-        while (chunk := await response.next_chunk(1)) is not None:
-            got += len(chunk)
-        assert got == total
-        response.release()
-        await pool.close()
-        server.close()
+        async with serving(handler) as (pod, pool):
+            response = await pool.request(b"GET", pod, b"/", [], None)
+            await asyncio.sleep(0.3)  # the pod would send everything now if nothing held it back
+            assert response._buffered <= HIGH_WATER + 65536 * 4
+            got = 0
+            while (chunk := await response.next_chunk(1)) is not None:
+                got += len(chunk)
+            assert got == total
+            response.release()
 
     run(scenario())
 
@@ -238,17 +231,14 @@ def test_a_malformed_answer_or_a_close_mid_answer_is_an_upstream_error(run) -> N
         writer.close()
 
     async def scenario() -> None:
-        server, pod = await serve(handler)
-        pool = H1Pool(connect_timeout=1)
-        with pytest.raises(UpstreamError, match="malformed"):
-            await pool.request(b"GET", pod, b"/", [], None)
-        response = await pool.request(b"GET", pod, b"/", [], None)
-        with pytest.raises(UpstreamError, match="mid-answer"):
-            await response.read(1)
-        response.close()
-        assert pool.idle_count(pod) == 0
-        await pool.close()
-        server.close()
+        async with serving(handler) as (pod, pool):
+            with pytest.raises(UpstreamError, match="malformed"):
+                await pool.request(b"GET", pod, b"/", [], None)
+            response = await pool.request(b"GET", pod, b"/", [], None)
+            with pytest.raises(UpstreamError, match="mid-answer"):
+                await response.read(1)
+            response.close()
+            assert pool.idle_count(pod) == 0
 
     run(scenario())
 
@@ -275,22 +265,19 @@ def test_a_stale_kept_alive_connection_is_retried_only_for_idempotent_requests(r
         writer.transport.abort()  # ... and the pod drops the connection without answering
 
     async def scenario() -> None:
-        server, pod = await serve(handler)
-        pool = H1Pool(connect_timeout=1)
-        for method in (b"GET", b"POST"):
-            first = await pool.request(method, pod, b"/", [], b"" if method == b"POST" else None)
-            await first.read(1)
-            first.release()
-            if method == b"GET":
-                again = await pool.request(b"GET", pod, b"/", [], None)  # stale → sent again on a new connection
-                assert again.status == 200
-                again.close()
-            else:
-                with pytest.raises(StaleConnection):  # may have been processed: never sent twice
-                    await pool.request(b"POST", pod, b"/", [], b"{}")
-        assert served == [b"GET", b"GET", b"POST"]
-        await pool.close()
-        server.close()
+        async with serving(handler) as (pod, pool):
+            for method in (b"GET", b"POST"):
+                first = await pool.request(method, pod, b"/", [], b"" if method == b"POST" else None)
+                await first.read(1)
+                first.release()
+                if method == b"GET":
+                    again = await pool.request(b"GET", pod, b"/", [], None)  # stale → sent again on a new connection
+                    assert again.status == 200
+                    again.close()
+                else:
+                    with pytest.raises(StaleConnection):  # may have been processed: never sent twice
+                        await pool.request(b"POST", pod, b"/", [], b"{}")
+            assert served == [b"GET", b"GET", b"POST"]
 
     run(scenario())
 
@@ -308,15 +295,12 @@ def test_idle_connections_older_than_the_keepalive_are_not_reused(run) -> None: 
             writer.write(OK)
 
     async def scenario() -> None:
-        server, pod = await serve(handler)
-        pool = H1Pool(connect_timeout=1, keepalive_seconds=0.05)
-        for _ in range(2):
-            response = await pool.request(b"GET", pod, b"/", [], None)
-            await response.read(1)
-            response.release()
-            await asyncio.sleep(0.1)
-        assert len(connections) == 2
-        await pool.close()
-        server.close()
+        async with serving(handler, keepalive_seconds=0.05) as (pod, pool):
+            for _ in range(2):
+                response = await pool.request(b"GET", pod, b"/", [], None)
+                await response.read(1)
+                response.release()
+                await asyncio.sleep(0.1)
+            assert len(connections) == 2
 
     run(scenario())
