@@ -108,34 +108,38 @@ class Forwarding:
                     return await self._body_error(send, body.error)
                 metrics.upstream_errors.labels("protocol").inc()
                 return await self._refuse(send, 502, "upstream_error", f"tier pod failed: {exc}")
-            idle = self.timeouts.idle
-            raw: bytes | None = None
-            if cold_eligible and response.status in (409, 503):
-                raw = await self._read_whole(response)
-                if raw is None:
-                    return await self._refuse(send, 502, "upstream_error", "tier pod failed mid-answer")
-                if error_code_of(raw) in NOT_HOT_CODES:  # the pod does not hold the tenant: cold after all
-                    self.cold.forget_warm(route.tenant_id)
-                    return await self.cold.handle(scope, receive, send, route, request_id, payload, started)
-            metrics.child(metrics.route_choices, route.tier, "first" if rank == 0 else "fallback").inc()
-            metrics.child(metrics.request_seconds, route.tier).observe(time.perf_counter() - started)
-            out = [
-                *strip_response(response.raw_headers),
-                (b"x-request-id", request_id),
-                (b"x-percolate-route", f"{route.tier}/{pod}/{rank}".encode()),
-            ]
-            if raw is None and _small_and_whole(response):
-                raw = await self._read_whole(response)  # one send, no streaming machinery, for the common answer
-                if raw is None:
-                    return await self._refuse(send, 502, "upstream_error", "tier pod failed mid-answer")
-            if raw is not None:
-                out.append((b"content-length", b"%d" % len(raw)))  # whole: framed like the pod framed it
-            await send({"type": "http.response.start", "status": response.status, "headers": out})
-            if raw is not None:
-                await send({"type": "http.response.body", "body": raw, "more_body": False})
-            elif not await stream_response(response, send, receive, idle_timeout=idle):
-                metrics.upstream_errors.labels("aborted").inc()
-            return response.status
+            try:
+                idle = self.timeouts.idle
+                raw: bytes | None = None
+                if cold_eligible and response.status in (409, 503):
+                    raw = await self._read_whole(response)
+                    if raw is None:
+                        return await self._refuse(send, 502, "upstream_error", "tier pod failed mid-answer")
+                    if error_code_of(raw) in NOT_HOT_CODES:  # the pod does not hold the tenant: cold after all
+                        self.cold.forget_warm(route.tenant_id)
+                        return await self.cold.handle(scope, receive, send, route, request_id, payload, started)
+                metrics.child(metrics.route_choices, route.tier, "first" if rank == 0 else "fallback").inc()
+                metrics.child(metrics.request_seconds, route.tier).observe(time.perf_counter() - started)
+                out = [
+                    *strip_response(response.raw_headers),
+                    (b"x-request-id", request_id),
+                    (b"x-percolate-route", f"{route.tier}/{pod}/{rank}".encode()),
+                ]
+                if raw is None and _small_and_whole(response):
+                    raw = await self._read_whole(response)  # one send, no streaming machinery, for the common answer
+                    if raw is None:
+                        return await self._refuse(send, 502, "upstream_error", "tier pod failed mid-answer")
+                if raw is not None:
+                    out.append((b"content-length", b"%d" % len(raw)))  # whole: framed like the pod framed it
+                await send({"type": "http.response.start", "status": response.status, "headers": out})
+                if raw is not None:
+                    await send({"type": "http.response.body", "body": raw, "more_body": False})
+                elif not await stream_response(response, send, receive, idle_timeout=idle):
+                    metrics.upstream_errors.labels("aborted").inc()
+                return response.status
+            except BaseException:
+                response.close()  # cancelled or failed mid-way: never leave the pod connection dangling
+                raise
         return await self._refuse(send, 502, "upstream_unavailable", "no tier pod accepted the connection")
 
     async def _read_whole(self, response: H1Response) -> bytes | None:

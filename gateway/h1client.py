@@ -48,6 +48,7 @@ class H1Response:
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
         self.writer: asyncio.Future[None] | None = None
+        self._settled = False  # released or closed: the connection may already serve another request
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.raw_headers:
@@ -129,11 +130,16 @@ class H1Response:
 
     def release(self) -> None:
         """Done with the answer: the connection goes back to its pool if the exchange ended cleanly."""
-        self._conn.finished(self)
+        if not self._settled:
+            self._settled = True
+            self._conn.finished(self)
 
     def close(self) -> None:
-        """Give up on the answer (the client left, or a timeout): the connection is closed, never reused."""
-        self._conn.abort()
+        """Give up on the answer (the client left, or a timeout): the connection is closed, never reused.
+        After `release` this does nothing: the connection may be serving someone else by then."""
+        if not self._settled:
+            self._settled = True
+            self._conn.abort()
 
 
 class H1Connection(asyncio.Protocol):

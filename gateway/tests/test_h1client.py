@@ -82,6 +82,7 @@ def test_a_kept_alive_connection_serves_the_next_request(run) -> None:  # type: 
                 assert response.content_type == b"application/json"
                 assert await response.read(1) == b"{}"
                 response.release()
+                response.close()  # after release: a no-op, the connection is the pool's again
             assert len(connections) == 1 and pool.idle_count(pod) == 1
 
     run(scenario())
