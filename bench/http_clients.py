@@ -1,8 +1,9 @@
 """Which HTTP client should the gateway proxy with? `python -m bench.http_clients`.
 
 Runs the same load, side by side in one run, against one nginx upstream: N concurrent tasks each sending GETs
-through (a) one shared aiohttp ClientSession, (b) one shared httpx.AsyncClient, (c) a new httpx.AsyncClient per
-request (the spike's sketch). Prints requests/s for each and the ratios to aiohttp; last line is JSON.
+through (a) one shared aiohttp ClientSession, (b) the gateway's own pod pool (gateway.h1pool), (c) one shared
+httpx.AsyncClient, (d) a new httpx.AsyncClient per request (the spike's sketch). Prints requests/s for each and the
+ratios to aiohttp; last line is JSON.
 """
 
 import argparse
@@ -16,6 +17,7 @@ import httpx
 
 from bench.gateway import UPSTREAM_BODY, ensure_tools, nginx
 from bench.procs import free_port, stop, wait_http
+from gateway.h1pool import H1Pool
 
 
 async def _run(concurrency: int, seconds: float, one_request) -> float:  # type: ignore[no-untyped-def]
@@ -42,6 +44,16 @@ async def measure(url: str, concurrency: int, seconds: float) -> dict[str, float
                 await response.read()
 
         results["aiohttp_shared"] = await _run(concurrency, seconds, via_aiohttp)
+    pool = H1Pool(connect_timeout=2)
+    pod, target = url.removeprefix("http://").split("/", 1)
+
+    async def via_pod_pool() -> None:
+        response = await pool.request(b"GET", pod, b"/" + target.encode(), [], None)
+        await response.read(5)
+        response.release()
+
+    results["gateway_pod_pool"] = await _run(concurrency, seconds, via_pod_pool)
+    await pool.close()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits) as client:
 
