@@ -255,6 +255,8 @@ class H1Connection(asyncio.Protocol):
         (the pod may answer before it has read it all); its failure, such as a client that is too slow, is raised
         here if it comes first."""
         assert self.transport is not None
+        if self.closed:  # closed by the pod since it was pooled: nothing was sent
+            raise StaleConnection("the pod closed a kept-alive connection")
         response = self.response = H1Response(self, head_request=head_request)
         self._got_bytes = False
         try:
