@@ -208,7 +208,7 @@ class Gateway(OwnEndpoints, Forwarding):
             await send({"type": "websocket.close", "code": 4401})
             return
         route = caller.route
-        pod, _rank = self.discovery.pods(route.tier).choose(str(route.tenant_id))
+        pod, _rank = self.discovery.pods(route.tier).choose(route.key)
         assert self.session is not None
         headers = CIMultiDict(
             (name.decode("latin-1"), value.decode("latin-1"))

@@ -8,7 +8,6 @@ is treated as absent, counted and logged: never served. Absence is not cached, s
 seen by the next request.
 """
 
-import asyncio
 import json
 import logging
 import uuid
@@ -20,6 +19,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from gateway import metrics
+from gateway.cache import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,7 @@ class BlobCache:
         self.max_bytes = max_bytes
         self._loader = loader or sync_to_async(fetch_and_open, thread_sensitive=False)
         self._entries: OrderedDict[uuid.UUID, ContextBlob] = OrderedDict()
-        self._inflight: dict[uuid.UUID, asyncio.Future[ContextBlob | None]] = {}
-        self._generation: dict[uuid.UUID, int] = {}
+        self._flight: SingleFlight[uuid.UUID, ContextBlob | None] = SingleFlight()
         self.bytes = 0
 
     async def get(self, tenant_id: uuid.UUID) -> ContextBlob | None:
@@ -87,24 +86,11 @@ class BlobCache:
             self._entries.move_to_end(tenant_id)
             metrics.blob_cache_lookups.labels("hit").inc()
             return entry
-        inflight = self._inflight.get(tenant_id)
-        if inflight is not None:
-            return await asyncio.shield(inflight)
-        future: asyncio.Future[ContextBlob | None] = asyncio.get_running_loop().create_future()
-        self._inflight[tenant_id] = future
-        started_at = self._generation.get(tenant_id, 0)
-        try:
-            blob = await self._load(tenant_id)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()
-            raise
-        finally:
-            self._inflight.pop(tenant_id, None)
-        if blob is not None and self._generation.get(tenant_id, 0) == started_at:
+        return await self._flight.load(tenant_id, self._load, self._keep)
+
+    def _keep(self, blob: ContextBlob | None) -> None:
+        if blob is not None:
             self._store(blob)
-        future.set_result(blob)
-        return blob
 
     async def _load(self, tenant_id: uuid.UUID) -> ContextBlob | None:
         try:
@@ -139,9 +125,7 @@ class BlobCache:
 
     def invalidate(self, tenant_id: uuid.UUID) -> None:
         self._drop(tenant_id)
-        self._generation[tenant_id] = self._generation.get(tenant_id, 0) + 1
-        if len(self._generation) > 100_000:
-            self._generation.clear()
+        self._flight.invalidate(tenant_id)
 
     def clear(self) -> None:
         self._entries.clear()

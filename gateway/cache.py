@@ -15,6 +15,44 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+class SingleFlight(Generic[K, V]):
+    """One load per key at a time, shared by every concurrent caller, and a generation per key that `invalidate`
+    bumps: a load that an invalidation overtook is handed to its callers but not kept."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._inflight: dict[K, asyncio.Future[V]] = {}
+        self._generation: dict[K, int] = {}
+        self._max = max_keys
+
+    def generation(self, key: K) -> int:
+        return self._generation.get(key, 0)
+
+    def invalidate(self, key: K) -> None:
+        self._generation[key] = self._generation.get(key, 0) + 1
+        if len(self._generation) > self._max:
+            self._generation.clear()
+
+    async def load(self, key: K, loader: Callable[[K], Awaitable[V]], keep: Callable[[V], object]) -> V:
+        inflight = self._inflight.get(key)
+        if inflight is not None:
+            return await asyncio.shield(inflight)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        started_at = self.generation(key)
+        try:
+            value = await loader(key)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        if self.generation(key) == started_at:  # not invalidated while loading
+            keep(value)
+        future.set_result(value)
+        return value
+
+
 class TtlCache(Generic[K, V]):
     def __init__(
         self,
@@ -30,8 +68,7 @@ class TtlCache(Generic[K, V]):
         self._max = max_entries
         self._clock = clock
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
-        self._inflight: dict[K, asyncio.Future[V]] = {}
-        self._generation: dict[K, int] = {}
+        self._flight: SingleFlight[K, V] = SingleFlight(max_entries)
         self._on_lookup = on_lookup or (lambda hit: None)
 
     async def get(self, key: K) -> V:
@@ -41,32 +78,15 @@ class TtlCache(Generic[K, V]):
             self._on_lookup(True)
             return entry[1]
         self._on_lookup(False)
-        inflight = self._inflight.get(key)
-        if inflight is not None:
-            return await asyncio.shield(inflight)
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        started_at = self._generation.get(key, 0)
-        try:
-            value = await self._loader(key)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        finally:
-            self._inflight.pop(key, None)
-        if self._generation.get(key, 0) == started_at:  # not invalidated while loading
-            self._store(key, value)
-        future.set_result(value)
-        return value
+        return await self._flight.load(key, self._loader, lambda value: self._store(key, value))
 
     def generation(self, key: K) -> int:
         """Bumped by every `invalidate` of the key: take it before a load, hand it to `put` after."""
-        return self._generation.get(key, 0)
+        return self._flight.generation(key)
 
     def put(self, key: K, value: V, *, generation: int) -> bool:
         """Store a value loaded elsewhere (a batched refresh), unless the key was invalidated since `generation`."""
-        if self._generation.get(key, 0) != generation:
+        if self._flight.generation(key) != generation:
             return False
         self._store(key, value)
         return True
@@ -79,9 +99,7 @@ class TtlCache(Generic[K, V]):
 
     def invalidate(self, key: K) -> None:
         self._entries.pop(key, None)
-        self._generation[key] = self._generation.get(key, 0) + 1
-        if len(self._generation) > self._max:
-            self._generation.clear()
+        self._flight.invalidate(key)
 
     def clear(self) -> None:
         self._entries.clear()

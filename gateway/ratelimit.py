@@ -166,23 +166,19 @@ class StreamSlots:
 
     def __init__(self) -> None:
         self._open: dict[str, int] = {}
-        self._total = 0
 
     def acquire(self, key: str, limit: int) -> bool:
         if self._open.get(key, 0) >= limit:
             return False
         self._open[key] = self._open.get(key, 0) + 1
-        self._total += 1
         return True
 
     def release(self, key: str) -> None:
         left = self._open.get(key, 0) - 1
-        if left >= 0:
-            self._total -= 1
         if left > 0:
             self._open[key] = left
         else:
             self._open.pop(key, None)
 
     def open_count(self) -> int:
-        return self._total
+        return sum(self._open.values())  # read at scrape time only

@@ -55,6 +55,21 @@ async def serving(handler: Handler, **pool_options: float) -> AsyncIterator[tupl
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 
 
+def answer_ok_on_every_request(connections: list[asyncio.StreamWriter]) -> Handler:
+    """A pod that keeps each connection open and answers OK to every request on it; records its connections."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(OK)
+
+    return handler
+
+
 def test_the_request_head_carries_host_framing_and_the_given_headers() -> None:
     head = request_head(b"POST", b"/v1/x?a=1", "10.0.0.1:8000", [(b"x-request-id", b"r1")], 5)
     assert head == b"POST /v1/x?a=1 HTTP/1.1\r\nhost: 10.0.0.1:8000\r\nx-request-id: r1\r\ncontent-length: 5\r\n\r\n"
@@ -63,16 +78,8 @@ def test_the_request_head_carries_host_framing_and_the_given_headers() -> None:
 
 
 def test_a_kept_alive_connection_serves_the_next_request(run) -> None:  # type: ignore[no-untyped-def]
-    connections = []
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer)
-        while not reader.at_eof():
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            writer.write(OK)
+    connections: list[asyncio.StreamWriter] = []
+    handler = answer_ok_on_every_request(connections)
 
     async def scenario() -> None:
         async with serving(handler) as (pod, pool):
@@ -284,16 +291,8 @@ def test_a_stale_kept_alive_connection_is_retried_only_for_idempotent_requests(r
 
 
 def test_idle_connections_older_than_the_keepalive_are_not_reused(run) -> None:  # type: ignore[no-untyped-def]
-    connections = []
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer)
-        while True:
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            writer.write(OK)
+    connections: list[asyncio.StreamWriter] = []
+    handler = answer_ok_on_every_request(connections)
 
     async def scenario() -> None:
         async with serving(handler, keepalive_seconds=0.05) as (pod, pool):
