@@ -160,7 +160,7 @@ def start_gateway(port: int, workers: int, *, upstream: int) -> subprocess.Popen
     """The gateway as production runs it (uvicorn, uvloop, httptools), with tier A pointed at `upstream`."""
     cmd = [sys.executable, "-m", "uvicorn", "gateway.asgi:application", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers), "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
-           "--http", "httptools"]  # fmt: skip
+           "--http", "gateway.server:CorkedHttpTools"]  # fmt: skip
     return start(cmd, env=gateway_env({"GATEWAY_PODS_A": f"127.0.0.1:{upstream}"}), cwd=ROOT)
 
 

@@ -30,8 +30,8 @@ from gateway.framing import FramingError, Limits, check_request
 from gateway.h1pool import H1Pool
 from gateway.headers import header_value
 from gateway.invalidation import listen_for_invalidations
-from gateway.own_endpoints import OwnEndpoints
-from gateway.ratelimit import Bucket, RateLimiter, StreamSlots
+from gateway.own_endpoints import OWN_PATHS, OwnEndpoints
+from gateway.ratelimit import ALLOWED, Bucket, RateLimiter, StreamSlots
 from gateway.tokens import TokenRejected, platform_private_key
 from gateway.upstream import Timeouts, make_session
 from gateway.websocket import proxy_websocket
@@ -70,7 +70,7 @@ class Gateway(OwnEndpoints, Forwarding):
         self.service_authorization = f"Bearer {settings.PLATFORM_SERVICE_TOKEN}".encode()
         self.slots = StreamSlots()
         metrics.open_streams.set_function(self.slots.open_count)  # read at scrape time, not kept per request
-        self._buckets: dict[str, Bucket] = {}
+        self._limits_by_tier: dict[str, tuple[Bucket, int]] = {}
         self.verified_tokens = VerifiedTokens()
         self.session: aiohttp.ClientSession | None = None
         self.pool = H1Pool(
@@ -153,14 +153,16 @@ class Gateway(OwnEndpoints, Forwarding):
         )
 
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        if await self._own_endpoint(scope["path"], send):
+        path = scope["path"]
+        if path in OWN_PATHS:
+            await self._own_endpoint(path, send)
             return
         started = time.perf_counter()
         tier, status = "none", 500
         try:
             status, tier = await self._proxy(scope, receive, send, started)
         finally:
-            metrics.child(metrics.requests_total, tier, str(status)).inc()
+            metrics.requests_total.inc(tier, str(status))
 
     async def _proxy(self, scope: dict[str, Any], receive: Receive, send: Send, started: float) -> tuple[int, str]:
         headers = scope["headers"]
@@ -175,15 +177,15 @@ class Gateway(OwnEndpoints, Forwarding):
             extra = [(b"www-authenticate", b'Bearer realm="percolate"')] if exc.status == 401 else None
             return await self._refuse(send, exc.status, code, exc.message, extra), "none"
         route = caller.route
-        policy = settings.TIER_POLICY[route.tier]
         tenant = route.key
-        decision = await self.limiter.check(tenant, self._bucket(route.tier))
+        bucket, max_streams = self._tier_limits(route.tier)
+        decision = ALLOWED if self.limiter.spend(tenant) else await self.limiter.check(tenant, bucket)
         if not decision.allowed:
             metrics.rate_limited.labels(route.tier, "rate").inc()
             return await self._refuse(
                 send, 429, "rate_limited", "too many requests", [(b"retry-after", str(decision.retry_after).encode())]
             ), route.tier
-        if not self.slots.acquire(tenant, policy.max_concurrent_streams):
+        if not self.slots.acquire(tenant, max_streams):
             metrics.rate_limited.labels(route.tier, "streams").inc()
             return await self._refuse(
                 send, 429, "too_many_streams", "too many concurrent streams", [(b"retry-after", b"1")]
@@ -193,12 +195,14 @@ class Gateway(OwnEndpoints, Forwarding):
         finally:
             self.slots.release(tenant)
 
-    def _bucket(self, tier: str) -> Bucket:
-        bucket = self._buckets.get(tier)
-        if bucket is None:
-            rpm = settings.TIER_POLICY[tier].requests_per_minute
-            bucket = self._buckets[tier] = Bucket(rpm / 60, max(1, rpm // 6))
-        return bucket
+    def _tier_limits(self, tier: str) -> tuple[Bucket, int]:
+        """The tier's token bucket and concurrent-stream cap, read from the tier policy once."""
+        limits = self._limits_by_tier.get(tier)
+        if limits is None:
+            policy = settings.TIER_POLICY[tier]
+            rpm = policy.requests_per_minute
+            limits = self._limits_by_tier[tier] = (Bucket(rpm / 60, max(1, rpm // 6)), policy.max_concurrent_streams)
+        return limits
 
     async def _websocket(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         try:

@@ -4,7 +4,6 @@ A chat request for a tenant that is not hot goes to the cold path instead (gatew
 answers that it does not hold the tenant.
 """
 
-import asyncio
 import os
 import re
 import time
@@ -67,14 +66,16 @@ class Forwarding:
         route = caller.route
         given = header_value(scope["headers"], b"x-request-id")
         request_id = given if given and REQUEST_ID.match(given) else os.urandom(16).hex().encode()
-        body = RequestBody(receive, max_bytes=self.limits.max_body_bytes, read_timeout=self.timeouts.body_read)
+        body: RequestBody | None = None
         payload: Any = None
         if declared or scope.get("http_version") not in HTTP1:  # HTTP/1 without framing has no body (RFC 9112 §6.3)
+            body = RequestBody(receive, max_bytes=self.limits.max_body_bytes, read_timeout=self.timeouts.body_read)
             try:
                 payload = await self._small_body(body)
             except (BodyTooLarge, BodyTimeout, ClientGone) as exc:
                 return await self._body_error(send, exc)
-        cold_eligible = self.cold.enabled and is_chat(scope) and isinstance(payload, bytes | None)
+        whole = payload is None or type(payload) is bytes  # nothing of it is still to be read from the client
+        cold_eligible = whole and self.cold.enabled and is_chat(scope)
         if cold_eligible and self.cold.is_cold(route):
             return await self.cold.handle(scope, receive, send, route, request_id, payload, started)
         pods = self.discovery.pods(route.tier)
@@ -90,12 +91,13 @@ class Forwarding:
                     send, 503, "no_pods", f"no pods for tier {route.tier}", [(b"retry-after", b"5")]
                 )
             try:
-                async with asyncio.timeout(self.timeouts.response_headers):  # no extra task, unlike wait_for
-                    response = await self.pool.request(method, pod, target, headers, payload)
+                response = await self.pool.request(
+                    method, pod, target, headers, payload, header_timeout=self.timeouts.response_headers
+                )
             except UpstreamConnectError:
                 metrics.upstream_errors.labels("connect").inc()
                 pods.eject(pod)
-                if isinstance(payload, bytes | None):
+                if whole:
                     continue  # nothing of the body was consumed: the next choice gets it
                 return await self._refuse(send, 502, "upstream_unavailable", "tier pod refused the connection")
             except TimeoutError:
@@ -104,7 +106,7 @@ class Forwarding:
             except (BodyTooLarge, BodyTimeout, ClientGone) as exc:
                 return await self._body_error(send, exc)
             except UpstreamError as exc:
-                if body.error is not None:
+                if body is not None and body.error is not None:
                     return await self._body_error(send, body.error)
                 metrics.upstream_errors.labels("protocol").inc()
                 return await self._refuse(send, 502, "upstream_error", f"tier pod failed: {exc}")
@@ -118,8 +120,8 @@ class Forwarding:
                     if error_code_of(raw) in NOT_HOT_CODES:  # the pod does not hold the tenant: cold after all
                         self.cold.forget_warm(route.tenant_id)
                         return await self.cold.handle(scope, receive, send, route, request_id, payload, started)
-                metrics.child(metrics.route_choices, route.tier, "first" if rank == 0 else "fallback").inc()
-                metrics.child(metrics.request_seconds, route.tier).observe(time.perf_counter() - started)
+                metrics.route_choices.inc(route.tier, "first" if rank == 0 else "fallback")
+                metrics.request_seconds.observe(time.perf_counter() - started, route.tier)
                 out = [
                     *strip_response(response.raw_headers),
                     (b"x-request-id", request_id),
@@ -144,6 +146,10 @@ class Forwarding:
 
     async def _read_whole(self, response: H1Response) -> bytes | None:
         """The whole (small) body, the connection released; None if the pod broke off or stalled."""
+        raw = response.take_whole()  # usually it came in with the headers: no waiting
+        if raw is not None:
+            response.release()
+            return raw
         try:
             raw = await response.read(self.timeouts.idle)
         except (UpstreamError, TimeoutError):

@@ -122,6 +122,12 @@ class H1Response:
             async with asyncio.timeout(idle_timeout):
                 await self._waiter
 
+    def take_whole(self) -> bytes | None:
+        """The whole body if it has all arrived already (None otherwise, or after an error)."""
+        if not self.complete or self.error is not None:
+            return None
+        return self._take() if self._chunks else b""
+
     async def read(self, idle_timeout: float) -> bytes:
         parts = []
         while (chunk := await self.next_chunk(idle_timeout)) is not None:
@@ -249,16 +255,24 @@ class H1Connection(asyncio.Protocol):
 
     # the exchange
     async def exchange(
-        self, head: bytes, body: bytes | AsyncIterable[bytes] | None, *, head_request: bool
+        self,
+        head: bytes,
+        body: bytes | AsyncIterable[bytes] | None,
+        *,
+        head_request: bool,
+        header_timeout: float | None = None,
     ) -> H1Response:
-        """Send one request and wait for the answer's headers. A streamed body is written by a task of its own
-        (the pod may answer before it has read it all); its failure, such as a client that is too slow, is raised
-        here if it comes first."""
+        """Send one request and wait for the answer's headers, at most `header_timeout` seconds (TimeoutError).
+        A streamed body is written by a task of its own (the pod may answer before it has read it all); its
+        failure, such as a client that is too slow, is raised here if it comes first."""
         assert self.transport is not None
         if self.closed:  # closed by the pod since it was pooled: nothing was sent
             raise StaleConnection("the pod closed a kept-alive connection")
         response = self.response = H1Response(self, head_request=head_request)
         self._got_bytes = False
+        # One timer handle for the whole wait (a stalled body upload included): asyncio.timeout() cost three times
+        # as much, on every request.
+        timer = None if header_timeout is None else response._loop.call_later(header_timeout, self._late, response)
         try:
             if body is None or isinstance(body, bytes):
                 self.transport.write(head + body if body else head)
@@ -272,8 +286,15 @@ class H1Connection(asyncio.Protocol):
         except BaseException:
             self.abort()
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
         self.exchanges += 1
         return response
+
+    def _late(self, response: H1Response) -> None:
+        if not response.headers_ready.done():
+            response._fail(TimeoutError("no answer headers in time"))
 
     async def _write_chunked(self, body: AsyncIterable[bytes]) -> None:
         assert self.transport is not None

@@ -41,17 +41,25 @@ class H1Pool:
         self._closed = False
 
     async def request(
-        self, method: bytes, pod: str, target: bytes, headers: Headers, body: bytes | AsyncIterable[bytes] | None
+        self,
+        method: bytes,
+        pod: str,
+        target: bytes,
+        headers: Headers,
+        body: bytes | AsyncIterable[bytes] | None,
+        *,
+        header_timeout: float | None = None,
     ) -> H1Response:
-        """Send a request to `pod` ("host:port") and return the answer once its headers are in.
-        UpstreamConnectError means nothing was sent; other UpstreamErrors mean the pod broke the exchange."""
+        """Send a request to `pod` ("host:port") and return the answer once its headers are in (TimeoutError
+        after `header_timeout` seconds). UpstreamConnectError means nothing was sent; other UpstreamErrors mean
+        the pod broke the exchange."""
         length = None if body is not None and not isinstance(body, bytes) else len(body or b"")
         head = request_head(method, target, pod, headers, length)
         retry = length is not None and method in IDEMPOTENT
         while True:
             conn = self._checkout(pod) or await self._connect(pod)
             try:
-                return await conn.exchange(head, body, head_request=method == b"HEAD")
+                return await conn.exchange(head, body, head_request=method == b"HEAD", header_timeout=header_timeout)
             except StaleConnection:
                 if not retry:
                     raise

@@ -37,12 +37,16 @@ SPOOFABLE = frozenset(
 )
 
 
+def _tokens(value: bytes) -> set[bytes]:
+    return {token.strip().lower() for token in value.split(b",") if token.strip()}
+
+
 def connection_named(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
     """Header names listed in Connection: they are hop-by-hop for this message too."""
     named: set[bytes] = set()
     for name, value in headers:
         if name.lower() == b"connection":
-            named.update(token.strip().lower() for token in value.split(b",") if token.strip())
+            named |= _tokens(value)
     return named
 
 
@@ -52,10 +56,18 @@ RESPONSE_DROP = HOP_BY_HOP | {b"content-length", b"date", b"server"}
 
 
 def _strip(headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes]) -> Headers:
-    lowered = [(name.lower(), value) for name, value in headers]
-    if any(name == b"connection" for name, _ in lowered):
-        drop = drop | connection_named(lowered)
-    return [(name, value) for name, value in lowered if name not in drop]
+    kept: Headers = []
+    named: set[bytes] | None = None
+    for name, value in headers:  # one pass: this runs twice on every request
+        lowered = name.lower()
+        if lowered in drop:
+            if lowered == b"connection":
+                named = (named or set()) | _tokens(value)
+            continue
+        kept.append((lowered, value))
+    if named:
+        return [(name, value) for name, value in kept if name not in named]
+    return kept
 
 
 def strip_request(headers: Iterable[tuple[bytes, bytes]]) -> Headers:

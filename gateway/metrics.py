@@ -1,17 +1,79 @@
-"""The gateway's Prometheus metrics, in a registry of its own."""
+"""The gateway's Prometheus metrics, in a registry of its own.
 
-from collections.abc import Callable
-from typing import Any
+The four that move on every request (requests, latency, routing choices, cache lookups) are plain counters owned by
+the event loop and turned into samples at scrape time (LoopCounter, LoopHistogram): a prometheus_client child takes a
+lock and re-checks its labels on every call, which cost as much as the rest of the routing decision. The gateway is
+one event-loop thread per process, and the scrape runs on that loop too, so nothing needs the lock.
+"""
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 registry = CollectorRegistry(auto_describe=True)
 
-requests_total = Counter(
+
+class LoopCounter(Collector):
+    """A labelled counter: `inc(*labels)` is a dict update; the registry reads it at scrape time."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], *, registry: CollectorRegistry):
+        self._name, self._doc, self._labelnames = name, documentation, list(labelnames)
+        self.counts: dict[tuple[str, ...], int] = {}
+        registry.register(self)
+
+    def inc(self, *labels: str) -> None:
+        self.counts[labels] = self.counts.get(labels, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._doc, labels=self._labelnames)
+        for labels, count in list(self.counts.items()):
+            family.add_metric(list(labels), count)
+        yield family
+
+
+class LoopHistogram(Collector):
+    """A labelled histogram: `observe(value, *labels)` bumps one bucket; cumulated at scrape time."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        *,
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ):
+        self._name, self._doc, self._labelnames = name, documentation, list(labelnames)
+        self._bounds = sorted(buckets)
+        self.series: dict[tuple[str, ...], list[float]] = {}  # per label set: one count per bucket, +Inf, then sum
+        registry.register(self)
+
+    def observe(self, value: float, *labels: str) -> None:
+        counts = self.series.get(labels)
+        if counts is None:
+            counts = self.series[labels] = [0.0] * (len(self._bounds) + 2)
+        counts[bisect_left(self._bounds, value)] += 1
+        counts[-1] += value
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self._name, self._doc, labels=self._labelnames)
+        for labels, counts in list(self.series.items()):
+            cumulative, buckets = 0.0, []
+            for bound, count in zip([*self._bounds, float("inf")], counts, strict=False):
+                cumulative += count
+                buckets.append((floatToGoString(bound), cumulative))
+            family.add_metric(list(labels), buckets, sum_value=counts[-1])
+        yield family
+
+
+requests_total = LoopCounter(
     "percolate_gateway_requests", "Requests by tier and status", ["tier", "status"], registry=registry
 )
-request_seconds = Histogram(
+request_seconds = LoopHistogram(
     "percolate_gateway_request_duration_seconds",
     "Time to response headers",
     ["tier"],
@@ -19,10 +81,10 @@ request_seconds = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 upstream_errors = Counter("percolate_gateway_upstream_errors", "Upstream failures by kind", ["kind"], registry=registry)
-route_choices = Counter(
+route_choices = LoopCounter(
     "percolate_gateway_routes", "Routing decisions (rank 0 = first choice)", ["tier", "choice"], registry=registry
 )
-cache_lookups = Counter(
+cache_lookups = LoopCounter(
     "percolate_gateway_cache_lookups", "Route and key cache hits and misses", ["cache", "result"], registry=registry
 )
 rate_limited = Counter(
@@ -75,20 +137,6 @@ restores_requested = Counter(
 )
 
 
-_children: dict[tuple[int, tuple[str, ...]], Any] = {}
-
-
-def child(metric: MetricWrapperBase, *labels: str) -> Any:
-    """`metric.labels(*labels)`, bound once per label set: `labels()` validates and takes a lock on every call,
-    which shows on the request path. Label sets are few (tiers x statuses), so this never grows large."""
-    key = (id(metric), labels)
-    found = _children.get(key)
-    if found is None:
-        found = _children[key] = metric.labels(*labels)
-    return found
-
-
 def cache_lookup_recorder(cache: str) -> Callable[[bool], None]:
-    """Counts a cache's hits and misses; the labelled children are bound once, not looked up per request."""
-    hit, miss = cache_lookups.labels(cache, "hit"), cache_lookups.labels(cache, "miss")
-    return lambda was_hit: (hit if was_hit else miss).inc()
+    """Counts a cache's hits and misses."""
+    return lambda was_hit: cache_lookups.inc(cache, "hit" if was_hit else "miss")

@@ -10,6 +10,8 @@ from gateway import metrics
 from gateway.discovery import Discovery
 from gateway.errors import Send, send_json
 
+OWN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
 
 def _db_ping() -> None:
     from django.db import connection

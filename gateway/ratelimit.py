@@ -82,6 +82,11 @@ class RateLimiter:
         self._background: set[asyncio.Task[Decision]] = set()
         self._local_capacity = local_capacity
 
+    def spend(self, key: str) -> bool:
+        """Take one token from this gateway's lease for the key, if it holds one: no Redis, no await. `check`
+        decides when this says no."""
+        return self._spend_lease(key, self._clock())
+
     def _spend_lease(self, key: str, now: float) -> bool:
         left, until = self._leases.get(key, (0, 0.0))
         if left > 0 and now < until:

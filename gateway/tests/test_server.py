@@ -1,0 +1,165 @@
+"""The corked uvicorn protocol: one send per loop turn, nothing held back from a stream, WebSockets unaffected."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import uvicorn
+import uvloop
+
+from gateway.server import CorkedHttpTools, CorkedTransport
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str) -> str:
+        return f"extra:{name}"
+
+
+def test_writes_of_one_loop_turn_go_out_as_one_send() -> None:
+    async def scenario() -> None:
+        raw = RecordingTransport()
+        corked = CorkedTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+        corked.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        corked.write(b"ok")
+        assert raw.writes == [] and corked.get_write_buffer_size() == 40
+        await asyncio.sleep(0)
+        assert raw.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"]
+        corked.write(b"next turn")
+        await asyncio.sleep(0)
+        assert raw.writes[1:] == [b"next turn"]
+        assert corked.get_extra_info("peername") == "extra:peername"
+
+    uvloop.run(scenario())
+
+
+def test_close_sends_what_was_written_first_and_abort_drops_it() -> None:
+    async def scenario() -> None:
+        raw = RecordingTransport()
+        corked = CorkedTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+        corked.write(b"last words")
+        corked.close()
+        assert raw.writes == [b"last words"] and raw.closed
+        await asyncio.sleep(0)
+        assert raw.writes == [b"last words"]
+
+        raw = RecordingTransport()
+        corked = CorkedTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+        corked.write(b"never sent")
+        corked.abort()
+        await asyncio.sleep(0)
+        assert raw.writes == [] and raw.aborted
+
+    uvloop.run(scenario())
+
+
+def test_writes_after_the_peer_went_away_are_dropped() -> None:
+    async def scenario() -> None:
+        raw = RecordingTransport()
+        corked = CorkedTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+        corked.write(b"too late")
+        raw.closed = True
+        await asyncio.sleep(0)
+        assert raw.writes == []
+
+    uvloop.run(scenario())
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "websocket":
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": f"echo:{message['text']}"})
+        return
+    if scope["path"] == "/stream":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        await asyncio.sleep(0.3)
+        await send({"type": "http.response.body", "body": b"second", "more_body": False})
+        return
+    body = scope["path"].encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@asynccontextmanager
+async def corked_server() -> AsyncIterator[int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, http=CorkedHttpTools, ws="wsproto", lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
+
+
+def test_keep_alive_answers_arrive_whole_in_one_read() -> None:
+    async def scenario() -> None:
+        async with corked_server() as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for path in (b"/one", b"/two"):
+                writer.write(b"GET " + path + b" HTTP/1.1\r\nhost: x\r\n\r\n")
+                data = await reader.read(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200") and body == path
+            writer.close()
+
+    uvloop.run(scenario())
+
+
+def test_a_stream_is_not_held_back_until_it_ends() -> None:
+    async def scenario() -> None:
+        async with (
+            corked_server() as port,
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/stream") as response,
+        ):
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            first = await response.content.readany()
+            assert first == b"first" and loop.time() - started < 0.25
+            assert await response.content.read() == b"second"
+
+    uvloop.run(scenario())
+
+
+def test_a_websocket_conversation_over_the_corked_protocol() -> None:
+    async def scenario() -> None:
+        async with (
+            corked_server() as port,
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"http://127.0.0.1:{port}/ws") as ws,
+        ):
+            for text in ("hi", "there"):
+                await ws.send_str(text)
+                assert (await ws.receive()).data == f"echo:{text}"
+
+    uvloop.run(scenario())
