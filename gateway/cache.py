@@ -80,6 +80,11 @@ class TtlCache(Generic[K, V]):
         self._on_lookup(False)
         return await self._flight.load(key, self._loader, lambda value: self._store(key, value))
 
+    def fresh(self, key: K) -> V | None:
+        """The cached value if it has not expired, without loading (None otherwise). Does not count as a lookup."""
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None and entry[0] > self._clock() else None
+
     def generation(self, key: K) -> int:
         """Bumped by every `invalidate` of the key: take it before a load, hand it to `put` after."""
         return self._flight.generation(key)

@@ -35,6 +35,44 @@ async def _with_gateway(settings: Any, tier_pods: dict[str, list[Upstream]], sce
                 await u.stop()
 
 
+def test_a_known_caller_still_meets_revocation_suspension_and_the_named_tenant(
+    gateway_settings, make_tenant, actor
+) -> None:  # type: ignore[no-untyped-def]
+    from tenants.device_services import device_revoke
+
+    owner, other = make_tenant(), make_tenant()
+    private, signing, encryption = device_keys()
+    device = device_register(
+        tenant_id=owner.id, device_name="p", platform="ios", public_key_signing=signing,
+        public_key_encryption=encryption, actor=actor,
+    )  # fmt: skip
+    device_auth = (b"authorization", f"Bearer {device_token(device.id, private, owner.id)}".encode())
+    pod = Upstream()
+
+    async def scenario(gateway: Gateway) -> None:
+        for _ in range(2):  # the second request is answered from the caller cache
+            assert (await call(gateway, "GET", "/v1/models", headers=[device_auth])).status == 200
+        assert gateway.callers.get(device_auth[1]) is not None
+        named_other = await call(
+            gateway, "GET", "/v1/models", headers=[device_auth, (b"x-percolate-tenant", str(other.id).encode())]
+        )
+        assert named_other.status == 403 and b"another tenant" in named_other.body
+        await asyncio.to_thread(device_revoke, device_id=device.id, actor=actor)
+        gateway.devices.invalidate(device.id)  # what the pub/sub listener does
+        revoked = await call(gateway, "GET", "/v1/models", headers=[device_auth])
+        assert revoked.status == 403 and b"revoked" in revoked.body
+
+        platform_auth = bearer(owner.id)
+        assert (await call(gateway, "GET", "/v1/models", headers=[platform_auth])).status == 200
+        await asyncio.to_thread(tenant_suspend, tenant_id=owner.id, actor=actor)
+        gateway.routes.invalidate(owner.id)
+        suspended = await call(gateway, "GET", "/v1/models", headers=[platform_auth])
+        assert suspended.status == 403 and b"suspended" in suspended.body
+        assert len(pod.seen) == 3
+
+    run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
+
+
 def test_routes_to_the_tenants_tier_and_sets_gateway_headers(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
     tenant_b, tenant_c = make_tenant(tier="B"), make_tenant(tier="C")
     b_pod, c_pod = Upstream(), Upstream()
