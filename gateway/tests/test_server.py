@@ -106,10 +106,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @asynccontextmanager
-async def corked_server() -> AsyncIterator[int]:
+async def corked_server(keep_alive: int = 5) -> AsyncIterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, http=CorkedHttpTools, ws="wsproto", lifespan="off", log_level="warning")
+    config = uvicorn.Config(
+        app, http=CorkedHttpTools, ws="wsproto", lifespan="off", log_level="warning", timeout_keep_alive=keep_alive
+    )
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     while not server.started:
@@ -161,5 +163,25 @@ def test_a_websocket_conversation_over_the_corked_protocol() -> None:
             for text in ("hi", "there"):
                 await ws.send_str(text)
                 assert (await ws.receive()).data == f"echo:{text}"
+
+    uvloop.run(scenario())
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_timeout_and_a_busy_one_is_not() -> None:
+    async def scenario() -> None:
+        async with corked_server(keep_alive=1) as port:
+            idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
+            busy_reader, busy_writer = await asyncio.open_connection("127.0.0.1", port)
+            for reader, writer in ((idle_reader, idle_writer), (busy_reader, busy_writer)):
+                writer.write(b"GET /first HTTP/1.1\r\nhost: x\r\n\r\n")
+                assert (await reader.read(65536)).endswith(b"/first")
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            while loop.time() - started < 2.6:  # past the timeout plus one sweep
+                busy_writer.write(b"GET /busy HTTP/1.1\r\nhost: x\r\n\r\n")
+                assert (await busy_reader.read(65536)).endswith(b"/busy")
+                await asyncio.sleep(0.3)
+            assert await asyncio.wait_for(idle_reader.read(), 0.5) == b""  # already closed by the server
+            busy_writer.close()
 
     uvloop.run(scenario())
