@@ -45,12 +45,20 @@ PROXY_BODY = (
     'location / { proxy_pass http://pod; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }'
 )
 
+# The requests are formatted once per wrk thread (in init), not on every request: the load generator shares the two
+# cores with what it measures, and the plain nginx runs use wrk's static request.
 WRK_SCRIPT = """
 tokens = {{{tokens}}}
+requests = {{}}
 counter = 0
+init = function(args)
+  for i, token in ipairs(tokens) do
+    requests[i] = wrk.format("GET", "/v1/models", {{["Authorization"] = "Bearer " .. token}})
+  end
+end
 request = function()
-  counter = counter + 1
-  return wrk.format("GET", "/v1/models", {{["Authorization"] = "Bearer " .. tokens[(counter % #tokens) + 1]}})
+  counter = counter % #requests + 1
+  return requests[counter]
 end
 """
 

@@ -7,7 +7,6 @@ in-process TTL caches filled off the event loop on a miss and invalidated throug
 import asyncio
 import gc
 import logging
-import os
 import time
 import uuid
 from typing import Any
@@ -26,7 +25,7 @@ from gateway.discovery import Discovery
 from gateway.errors import Receive, Send
 from gateway.forwarding import REQUEST_ID as REQUEST_ID
 from gateway.forwarding import SMALL_BODY as SMALL_BODY
-from gateway.forwarding import Forwarding
+from gateway.forwarding import Forwarding, RequestIds
 from gateway.framing import FramingError, Limits, check_request
 from gateway.h1pool import H1Pool
 from gateway.invalidation import listen_for_invalidations
@@ -92,6 +91,7 @@ class Gateway(OwnEndpoints, Forwarding):
         self._tasks: list[asyncio.Task[None]] = []
         self._db_ok_until = 0.0
         self.cold = ColdPath(self)
+        self.request_ids = RequestIds()
 
     async def _load_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:
         return await sync_to_async(tenant_route, thread_sensitive=False)(tenant_id=tenant_id)
@@ -104,6 +104,7 @@ class Gateway(OwnEndpoints, Forwarding):
             if self.session is not None:
                 return
             self.session = make_session(self.timeouts)
+            self.request_ids = RequestIds()  # here, not in __init__: in the worker process even if forked
             if settings.REDIS_URL:
                 self.redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
                 self.limiter = RateLimiter(self.redis)
@@ -241,7 +242,7 @@ class Gateway(OwnEndpoints, Forwarding):
         assert self.session is not None
         headers = CIMultiDict(
             (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in self._upstream_headers(scope, route, os.urandom(16).hex().encode())
+            for name, value in self._upstream_headers(scope, route, self.request_ids.next())
         )
         await proxy_websocket(scope, receive, send, session=self.session, pod=pod, headers=headers)
 

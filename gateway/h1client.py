@@ -34,7 +34,7 @@ class H1Response:
     def __init__(self, conn: "H1Connection", *, head_request: bool) -> None:
         self._conn = conn
         self._head_request = head_request
-        self._loop = asyncio.get_running_loop()
+        self._loop = conn.loop
         self.headers_ready: asyncio.Future[None] = self._loop.create_future()
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
@@ -150,6 +150,8 @@ class H1Response:
 
 class H1Connection(asyncio.Protocol):
     def __init__(self, on_lost: Callable[["H1Connection"], None]) -> None:
+        # Looked up once per connection: on Python 3.11 every get_running_loop() is a getpid() syscall.
+        self.loop = asyncio.get_running_loop()
         self._on_lost = on_lost
         self._parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
