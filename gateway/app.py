@@ -18,8 +18,8 @@ from django.conf import settings
 from multidict import CIMultiDict
 
 from gateway import metrics
-from gateway.auth import Caller, CallerCache, VerifiedTokens, authenticate, named_tenant_matches
 from gateway.cache import TtlCache
+from gateway.callers import Authenticator
 from gateway.coldpath import ColdPath
 from gateway.discovery import Discovery
 from gateway.errors import Receive, Send
@@ -74,13 +74,15 @@ class Gateway(OwnEndpoints, Forwarding):
         self.devices: TtlCache[uuid.UUID, DeviceKey | None] = TtlCache(
             self._load_device, ttl=ttl, on_lookup=metrics.cache_lookup_recorder("device")
         )
-        self.platform_key = platform_private_key(settings.PLATFORM_MASTER_KEY).public_key()
         self.service_authorization = f"Bearer {settings.PLATFORM_SERVICE_TOKEN}".encode()
         self.slots = StreamSlots()
         metrics.open_streams.set_function(self.slots.open_count)  # read at scrape time, not kept per request
         self._limits_by_tier: dict[str, tuple[Bucket, int]] = {}
-        self.verified_tokens = VerifiedTokens()
-        self.callers = CallerCache(routes=self.routes, devices=self.devices)
+        self.auth = Authenticator(
+            platform_key=platform_private_key(settings.PLATFORM_MASTER_KEY).public_key(),
+            routes=self.routes,
+            devices=self.devices,
+        )
         self.session: aiohttp.ClientSession | None = None
         self.pool = H1Pool(
             connect_timeout=self.timeouts.connect, keepalive_seconds=settings.GATEWAY_POOL_KEEPALIVE_SECONDS
@@ -154,30 +156,6 @@ class Gateway(OwnEndpoints, Forwarding):
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _authenticate(self, headers: list[tuple[bytes, bytes]]) -> Caller:
-        authorization: list[bytes] = []
-        named: bytes | None = None
-        for name, value in headers:
-            lowered = name.lower()
-            if lowered == b"authorization":
-                authorization.append(value)
-            elif lowered == b"x-percolate-tenant" and named is None:
-                named = value
-        if len(authorization) == 1:
-            caller = self.callers.get(authorization[0])
-            if caller is not None and (named is None or named_tenant_matches(named, caller.claims.tenant_id)):
-                return caller
-        caller = await authenticate(
-            authorization,
-            named_tenant=named,
-            platform_key=self.platform_key,
-            device_keys=self.devices.get,
-            routes=self.routes.get,
-            verified=self.verified_tokens,
-        )
-        self.callers.put(authorization[0], caller)
-        return caller
-
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         path = scope["path"]
         if path in OWN_PATHS:
@@ -196,12 +174,14 @@ class Gateway(OwnEndpoints, Forwarding):
             declared = check_request(headers, self.limits)
         except FramingError as exc:
             return await self._refuse(send, exc.status, exc.code, exc.message), "none"
-        try:
-            caller = await self._authenticate(headers)
-        except TokenRejected as exc:
-            code = "unauthenticated" if exc.status == 401 else "forbidden"
-            extra = [(b"www-authenticate", b'Bearer realm="percolate"')] if exc.status == 401 else None
-            return await self._refuse(send, exc.status, code, exc.message, extra), "none"
+        caller = self.auth.known(headers)
+        if caller is None:
+            try:
+                caller = await self.auth.caller(headers)
+            except TokenRejected as exc:
+                code = "unauthenticated" if exc.status == 401 else "forbidden"
+                extra = [(b"www-authenticate", b'Bearer realm="percolate"')] if exc.status == 401 else None
+                return await self._refuse(send, exc.status, code, exc.message, extra), "none"
         route = caller.route
         tenant = route.key
         bucket, max_streams = self._tier_limits(route.tier)
@@ -232,7 +212,7 @@ class Gateway(OwnEndpoints, Forwarding):
 
     async def _websocket(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         try:
-            caller = await self._authenticate(scope["headers"])
+            caller = self.auth.known(scope["headers"]) or await self.auth.caller(scope["headers"])
         except TokenRejected:
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 4401})

@@ -4,7 +4,7 @@ device keys and tenant routes come from the caches it is given."""
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -118,46 +118,3 @@ async def authenticate(
     if route.status in BLOCKED_STATUSES:
         raise TokenRejected(f"tenant is {route.status}", status=403)
     return Caller(claims=claims, route=route, device=device)
-
-
-class FreshCache(Protocol):
-    def fresh(self, key: uuid.UUID) -> object: ...
-
-
-class CallerCache:
-    """Callers by their Authorization header, so a client's next request costs two dictionary lookups instead of
-    parsing the header, the token cache and two awaited cache reads. An entry is good only while its token is
-    unexpired and the route (and device key) it was built from are still the very objects the gateway's caches hold:
-    a pub/sub invalidation, a refresh or an expiry replaces them, and the next request authenticates in full."""
-
-    def __init__(
-        self,
-        *,
-        routes: FreshCache,
-        devices: FreshCache,
-        max_entries: int = 50_000,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._routes = routes
-        self._devices = devices
-        self._entries: dict[bytes, Caller] = {}
-        self._max = max_entries
-        self._clock = clock
-
-    def get(self, authorization: bytes) -> Caller | None:
-        caller = self._entries.get(authorization)
-        if caller is None:
-            return None
-        if (
-            caller.claims.expires_at + LEEWAY_SECONDS < self._clock()
-            or self._routes.fresh(caller.route.tenant_id) is not caller.route
-            or (caller.device is not None and self._devices.fresh(caller.device.device_id) is not caller.device)
-        ):
-            del self._entries[authorization]
-            return None
-        return caller
-
-    def put(self, authorization: bytes, caller: Caller) -> None:
-        if len(self._entries) >= self._max:
-            self._entries.clear()  # cheap and rare; the next requests authenticate in full
-        self._entries[authorization] = caller

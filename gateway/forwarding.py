@@ -36,6 +36,7 @@ class RequestIds:
     def next(self) -> bytes:
         return f"{self._prefix}{next(self._counter):016x}".encode()
 
+
 SMALL_BODY = 64 * 1024
 HTTP1 = ("1.0", "1.1")
 

@@ -52,7 +52,7 @@ def test_a_known_caller_still_meets_revocation_suspension_and_the_named_tenant(
     async def scenario(gateway: Gateway) -> None:
         for _ in range(2):  # the second request is answered from the caller cache
             assert (await call(gateway, "GET", "/v1/models", headers=[device_auth])).status == 200
-        assert gateway.callers.get(device_auth[1]) is not None
+        assert gateway.auth.callers.get(device_auth[1]) is not None
         named_other = await call(
             gateway, "GET", "/v1/models", headers=[device_auth, (b"x-percolate-tenant", str(other.id).encode())]
         )
