@@ -4,6 +4,7 @@ A chat request for a tenant that is not hot goes to the cold path instead (gatew
 answers that it does not hold the tenant.
 """
 
+import functools
 import itertools
 import os
 import re
@@ -23,6 +24,12 @@ from gateway.upstream import BodyTimeout, BodyTooLarge, ClientGone, RequestBody,
 from tenants.selectors import TenantRoute
 
 REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
+
+
+@functools.lru_cache(maxsize=4096)
+def route_header(tier: str, pod: str, rank: int) -> bytes:
+    """The X-Percolate-Route value (tier/pod/rank): few distinct values, made once each."""
+    return f"{tier}/{pod}/{rank}".encode()
 
 
 class RequestIds:
@@ -141,11 +148,15 @@ class Forwarding:
                 out = [
                     *strip_response(response.raw_headers),
                     (b"x-request-id", request_id),
-                    (b"x-percolate-route", f"{route.tier}/{pod}/{rank}".encode()),
+                    (b"x-percolate-route", route_header(route.tier, pod, rank)),
                 ]
-                if raw is None and _small_and_whole(response):
-                    raw = await self._read_whole(response)  # one send, no streaming machinery, for the common answer
-                    if raw is None:
+                if raw is None and _small_and_whole(
+                    response
+                ):  # one send, no streaming machinery, for the common answer
+                    raw = response.take_whole()  # usually it came in with the headers
+                    if raw is not None:
+                        response.release()
+                    elif (raw := await self._read_whole(response)) is None:
                         return await self._refuse(send, 502, "upstream_error", "tier pod failed mid-answer")
                 if raw is not None:
                     out.append((b"content-length", b"%d" % len(raw)))  # whole: framed like the pod framed it
@@ -162,10 +173,6 @@ class Forwarding:
 
     async def _read_whole(self, response: H1Response) -> bytes | None:
         """The whole (small) body, the connection released; None if the pod broke off or stalled."""
-        raw = response.take_whole()  # usually it came in with the headers: no waiting
-        if raw is not None:
-            response.release()
-            return raw
         try:
             raw = await response.read(self.timeouts.idle)
         except (UpstreamError, TimeoutError):
