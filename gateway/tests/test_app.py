@@ -319,3 +319,18 @@ def test_unknown_tenant_token_is_403(gateway_settings) -> None:  # type: ignore[
         assert (await call(gateway, "GET", "/v1/models", headers=[bearer(uuid.uuid4())])).status == 403
 
     run(_with_gateway(gateway_settings, {}, scenario))
+
+
+def test_the_garbage_collector_is_settled_after_start_up() -> None:
+    import gc
+
+    from gateway.app import settle_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        settle_garbage_collector(12_345)
+        assert gc.get_threshold() == (12_345, before[1], before[2])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
