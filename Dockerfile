@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The platform image `percolate-platform`: one image, several processes (the Kubernetes manifests choose):
 #   web      gunicorn percolate_platform.wsgi --bind 0.0.0.0:8000
-#   gateway  uvicorn gateway.asgi:application --port 8080 --http gateway.server:CorkedHttpTools
+#   gateway  python -m gateway --host 0.0.0.0 --port 8080   (uvicorn on gateway.asgi:application)
 #   worker   celery -A percolate_platform worker
 #   beat     celery -A percolate_platform beat
 #   migrate  python manage.py migrate --noinput

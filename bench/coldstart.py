@@ -2,7 +2,7 @@
 
 Real processes: the platform (Django, for state reports and tenant keys) on a PostgreSQL database
 `percolate_bench_coldstart` (created and migrated), Redis (invalidation), one tier node (`python -m tiernode`) and
-the gateway (`uvicorn gateway.asgi:application`), sharing a local object store directory. For each size (10 MB and
+the gateway (`python -m gateway`), sharing a local object store directory. For each size (10 MB and
 100 MB of tenant data, written into the tenant's RocksDB through tiernode.store before the node starts) one tenant
 and path is measured, in rounds:
 
@@ -410,19 +410,7 @@ def main() -> None:
         }
         procs.append(
             start(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "gateway.asgi:application",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(gw_port),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
+                [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(gw_port)],
                 env=gw_env,
                 cwd=ROOT,
             )

@@ -133,6 +133,7 @@ def gateway_env(extra: dict[str, str]) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "percolate_platform.settings",
         "TIER_POLICY_JSON": json.dumps(policy),
         "LOG_LEVEL": "WARNING",
+        "GATEWAY_TRUSTED_PROXIES": "127.0.0.1",  # forwarded headers are read, as behind production's load balancer
         **extra,
     }
 
@@ -165,10 +166,8 @@ def wrk(port: int, connections: int, seconds: int, script: str | None) -> dict[s
 
 
 def start_gateway(port: int, workers: int, *, upstream: int) -> subprocess.Popen[bytes]:
-    """The gateway as production runs it (uvicorn, uvloop, httptools), with tier A pointed at `upstream`."""
-    cmd = [sys.executable, "-m", "uvicorn", "gateway.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers), "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
-           "--http", "gateway.server:CorkedHttpTools"]  # fmt: skip
+    """The gateway as production runs it (`python -m gateway`), with tier A pointed at `upstream`."""
+    cmd = [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     return start(cmd, env=gateway_env({"GATEWAY_PODS_A": f"127.0.0.1:{upstream}"}), cwd=ROOT)
 
 

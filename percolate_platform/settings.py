@@ -203,6 +203,8 @@ GATEWAY_RESPONSE_HEADER_TIMEOUT_SECONDS = env.float("GATEWAY_RESPONSE_HEADER_TIM
 GATEWAY_IDLE_TIMEOUT_SECONDS = env.float("GATEWAY_IDLE_TIMEOUT_SECONDS", default=300.0)
 # Idle pod connections older than this are not reused: below the pods' own keep-alive timeout (uvicorn: 5 s).
 GATEWAY_POOL_KEEPALIVE_SECONDS = env.float("GATEWAY_POOL_KEEPALIVE_SECONDS", default=4.0)
+# Proxies whose X-Forwarded-For/-Proto the gateway believes ("*", or addresses and networks); none by default.
+GATEWAY_TRUSTED_PROXIES = env.str("GATEWAY_TRUSTED_PROXIES", default="")
 # Young-generation threshold of the gateway's garbage collector (Python's default is 700): each request allocates a
 # few hundred short-lived objects, and collecting every few requests cost a tenth of a worker (docs/decisions.md).
 GATEWAY_GC_THRESHOLD = env.int("GATEWAY_GC_THRESHOLD", default=20_000)
