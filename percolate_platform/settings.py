@@ -205,9 +205,9 @@ GATEWAY_IDLE_TIMEOUT_SECONDS = env.float("GATEWAY_IDLE_TIMEOUT_SECONDS", default
 GATEWAY_POOL_KEEPALIVE_SECONDS = env.float("GATEWAY_POOL_KEEPALIVE_SECONDS", default=4.0)
 # Proxies whose X-Forwarded-For/-Proto the gateway believes ("*", or addresses and networks); none by default.
 GATEWAY_TRUSTED_PROXIES = env.str("GATEWAY_TRUSTED_PROXIES", default="")
-# Young-generation threshold of the gateway's garbage collector (Python's default is 700): each request allocates a
-# few hundred short-lived objects, and collecting every few requests cost a tenth of a worker (docs/decisions.md).
-GATEWAY_GC_THRESHOLD = env.int("GATEWAY_GC_THRESHOLD", default=20_000)
+# Young-generation threshold of the gateway's garbage collector (Python's default is 700). Higher collects less
+# often but pauses longer: 20,000 put 1-2 ms pauses into cold-start answers (docs/decisions.md).
+GATEWAY_GC_THRESHOLD = env.int("GATEWAY_GC_THRESHOLD", default=5_000)
 GATEWAY_BODY_READ_TIMEOUT_SECONDS = env.float("GATEWAY_BODY_READ_TIMEOUT_SECONDS", default=30.0)
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024)
 GATEWAY_MAX_HEADER_BYTES = env.int("GATEWAY_MAX_HEADER_BYTES", default=16 * 1024)
