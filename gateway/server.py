@@ -15,6 +15,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.accepting import accept_waiting, listener_for
+
 
 class CorkedTransport:
     """A transport whose writes are gathered until the end of the current loop turn, then sent as one."""
@@ -92,11 +94,18 @@ class CorkedHttpTools(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]
+        listener = listener_for(self.server) if self.server and self.server[1] is not None else None  # type: ignore[arg-type]
+        if listener is not None:
+            accept_waiting(listener, self.loop, self._sibling)
         key = id(self.connections)
         sweeper = _sweepers.get(key)
         if sweeper is None or sweeper.done():
             task = _sweepers[key] = self.loop.create_task(_close_idle(self.connections, self.timeout_keep_alive))
             task.add_done_callback(lambda _: _sweepers.pop(key, None))
+
+    def _sibling(self) -> "CorkedHttpTools":
+        """A protocol for another connection of the same server."""
+        return type(self)(config=self.config, server_state=self.server_state, app_state=self.app_state, _loop=self.loop)
 
     def on_response_complete(self) -> None:
         # uvicorn's own, but for the keep-alive timer: the sweep reads `idle_since` instead.
