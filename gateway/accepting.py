@@ -17,6 +17,16 @@ EXTRA_ACCEPTS = 16  # per accepted connection: a burst of a thousand drains in a
 ANY_ADDRESS = ("0.0.0.0", "::")  # noqa: S104 - recognising a wildcard listener, not binding one
 _listeners: dict[tuple[str, int], socket.socket | None] = {}
 _starting: set["asyncio.Task[object]"] = set()
+_stopped: set[int] = set()  # servers (by the id of their set of connections) that are shutting down
+
+
+def stop(server: int) -> None:
+    """This server is shutting down: accept nothing more for it (the kernel queue is uvicorn's business)."""
+    _stopped.add(server)
+
+
+def stopped(server: int) -> bool:
+    return server in _stopped
 
 
 def listener_for(address: tuple[str, int]) -> socket.socket | None:
@@ -54,11 +64,15 @@ def _find_listener(address: tuple[str, int]) -> socket.socket | None:
 
 
 def accept_waiting(
-    listener: socket.socket, loop: asyncio.AbstractEventLoop, protocol_factory: Callable[[], asyncio.Protocol]
+    listener: socket.socket,
+    loop: asyncio.AbstractEventLoop,
+    protocol_factory: Callable[[], asyncio.Protocol],
+    *,
+    server: int,
 ) -> int:
     """Accept up to EXTRA_ACCEPTS waiting connections and serve each with a new protocol; how many were taken."""
     taken = 0
-    while taken < EXTRA_ACCEPTS:
+    while taken < EXTRA_ACCEPTS and server not in _stopped:
         try:
             conn, _ = listener.accept()
         except OSError:  # BlockingIOError: nothing is waiting (or the listener is gone)

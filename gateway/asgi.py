@@ -1,5 +1,5 @@
 """The gateway's ASGI application (HTTP and WebSocket through Channels' ProtocolTypeRouter; no Django middleware on
-this path). Run it with `python -m gateway`, which starts granian on it."""
+this path). Run it with `python -m gateway`, which starts uvicorn on it."""
 
 import os
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.accepting import accept_waiting, listener_for
+from gateway import accepting
 
 
 class CorkedTransport:
@@ -94,14 +94,21 @@ class CorkedHttpTools(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]
-        listener = listener_for(self.server) if self.server and self.server[1] is not None else None  # type: ignore[arg-type]
+        if accepting.stopped(id(self.connections)):  # accepted by us just as the server began to shut down
+            self.shutdown()
+            return
+        listener = accepting.listener_for(self.server) if self.server and self.server[1] is not None else None  # type: ignore[arg-type]
         if listener is not None:
-            accept_waiting(listener, self.loop, self._sibling)
+            accepting.accept_waiting(listener, self.loop, self._sibling, server=id(self.connections))
         key = id(self.connections)
         sweeper = _sweepers.get(key)
         if sweeper is None or sweeper.done():
             task = _sweepers[key] = self.loop.create_task(_close_idle(self.connections, self.timeout_keep_alive))
             task.add_done_callback(lambda _: _sweepers.pop(key, None))
+
+    def shutdown(self) -> None:
+        accepting.stop(id(self.connections))  # uvicorn shuts every connection down when it stops serving
+        super().shutdown()
 
     def _sibling(self) -> "CorkedHttpTools":
         """A protocol for another connection of the same server."""

@@ -50,13 +50,29 @@ def test_waiting_connections_are_accepted_at_most_a_batch_at_a_time_and_served()
         port = listener.getsockname()[1]
         clients = [await asyncio.open_connection("127.0.0.1", port) for _ in range(EXTRA_ACCEPTS + 3)]
         loop = asyncio.get_running_loop()
-        assert accept_waiting(listener, loop, Echo) == EXTRA_ACCEPTS
-        assert accept_waiting(listener, loop, Echo) == 3
-        assert accept_waiting(listener, loop, Echo) == 0  # nothing left: no error, no wait
+        assert accept_waiting(listener, loop, Echo, server=1) == EXTRA_ACCEPTS
+        assert accept_waiting(listener, loop, Echo, server=1) == 3
+        assert accept_waiting(listener, loop, Echo, server=1) == 0  # nothing left: no error, no wait
         for number, (reader, writer) in enumerate(clients):
             writer.write(b"%d" % number)
             assert await asyncio.wait_for(reader.read(100), 2) == b"echo:%d" % number
             writer.close()
+        listener.close()
+
+    uvloop.run(scenario())
+
+
+def test_nothing_more_is_accepted_for_a_server_that_shuts_down() -> None:
+    async def scenario() -> None:
+        listener = _listening("127.0.0.1")
+        _reader, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
+        loop = asyncio.get_running_loop()
+        stopping, serving = object(), object()
+        accepting.stop(id(stopping))
+        assert accepting.stopped(id(stopping)) and not accepting.stopped(id(serving))
+        assert accept_waiting(listener, loop, Echo, server=id(stopping)) == 0
+        assert accept_waiting(listener, loop, Echo, server=id(serving)) == 1  # another server in the process
+        writer.close()
         listener.close()
 
     uvloop.run(scenario())

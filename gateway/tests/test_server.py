@@ -185,3 +185,24 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_timeout_and_a_busy_on
             busy_writer.close()
 
     uvloop.run(scenario())
+
+
+def test_a_server_that_shut_down_with_open_connections_leaves_the_next_one_serving_bursts() -> None:
+    async def request(port: int, path: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET " + path + b" HTTP/1.1\r\nhost: x\r\n\r\n")
+        data = await asyncio.wait_for(reader.read(65536), 5)
+        writer.close()
+        return data
+
+    async def scenario() -> None:
+        async with corked_server() as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /kept-open HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert (await reader.read(65536)).endswith(b"/kept-open")  # still open when the server stops
+        async with corked_server() as port:
+            answers = await asyncio.gather(*(request(port, b"/%d" % n) for n in range(64)))  # a burst at once
+            assert [answer.endswith(b"/%d" % n) for n, answer in enumerate(answers)] == [True] * 64
+        writer.close()
+
+    uvloop.run(scenario())
