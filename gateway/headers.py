@@ -38,16 +38,8 @@ SPOOFABLE = frozenset(
 
 
 def _tokens(value: bytes) -> set[bytes]:
+    """Header names listed in a Connection value: hop-by-hop for this message too."""
     return {token.strip().lower() for token in value.split(b",") if token.strip()}
-
-
-def connection_named(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
-    """Header names listed in Connection: they are hop-by-hop for this message too."""
-    named: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            named |= _tokens(value)
-    return named
 
 
 REQUEST_DROP = HOP_BY_HOP | SPOOFABLE

@@ -26,7 +26,8 @@ class OwnEndpoints:
     discovery: Discovery
     _db_ok_until: float
 
-    async def _own_endpoint(self, path: str, send: Send) -> bool:
+    async def _own_endpoint(self, path: str, send: Send) -> None:
+        """One of OWN_PATHS."""
         if path == "/healthz":
             await send_json(send, 200, b'{"status": "ok"}')
         elif path == "/readyz":
@@ -34,7 +35,7 @@ class OwnEndpoints:
             await send_json(
                 send, 200 if ready else 503, f'{{"ready": {str(ready).lower()}, "reason": "{reason}"}}'.encode()
             )
-        elif path == "/metrics":
+        else:
             body = generate_latest(metrics.registry)
             await send(
                 {
@@ -44,9 +45,6 @@ class OwnEndpoints:
                 }
             )
             await send({"type": "http.response.body", "body": body})
-        else:
-            return False
-        return True
 
     async def _readiness(self) -> tuple[bool, str]:
         if not self.discovery.has_pods():
