@@ -34,7 +34,7 @@ The client is a lean HTTP/1.1 client on one keep-alive connection (bench.sse_cli
 aiohttp's own per-request work was a good part of a 2 ms figure.
 
 TTFB here is the time from sending the request to the first byte of *answer content* (the first
-`chat.completion.chunk` with text): on the cold paths the gateway sends a `percolate.status` warming event before
+`chat.completion.chunk` with text): on the cold paths the gateway sends a `percolate.status` warming comment before
 that, which would make every cold path look instant; its time is printed too (`status_ms`). Each figure is the median
 over the rounds. The last line is one JSON object with every TTFB, `ratio_blob_vs_hot` (100 MB) and
 `ratio_blob_vs_wait_100mb`. Targets: blob <= 3x hot, and <= 0.1x wait for 100 MB.
@@ -384,8 +384,8 @@ def main() -> None:
     for (size, mode), tenant_id in tenants.items():
         on_disk = fill(data_root, tenant_id, size)
         log(f"tenant {tenant_id} ({mode}): {size} MB requested, {on_disk / 1e6:.1f} MB on disk")
-    web_port, node_port, gw_port = free_port(), free_port(), free_port()
-    node = f"127.0.0.1:{node_port}"
+    web_port, node_port, node_public_port, gw_port = free_port(), free_port(), free_port(), free_port()
+    node = f"127.0.0.1:{node_port}"  # the node's internal listener: its address in tenant state, direct pod calls
     procs = []
     try:
         procs.append(
@@ -394,7 +394,8 @@ def main() -> None:
         node_env = {
             **env,
             "PERCOLATE_TENANT_TIER": "B",
-            "PORT": str(node_port),
+            "PORT": str(node_public_port),
+            "INTERNAL_PORT": str(node_port),
             "HOST": "127.0.0.1",
             "POD_ID": node,
             "TENANT_DATA_ROOT": str(data_root),
@@ -404,7 +405,7 @@ def main() -> None:
         procs.append(start([sys.executable, "-m", "tiernode"], env=node_env, cwd=ROOT))
         gw_env = {
             **env,
-            "GATEWAY_PODS_B": node,
+            "GATEWAY_PODS_B": f"127.0.0.1:{node_public_port}/{node_port}",
             "GATEWAY_WARM_TIMEOUT_SECONDS": "30",
             "GATEWAY_ROUTE_TTL_SECONDS": str(ROUTE_TTL),
         }

@@ -17,23 +17,26 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from multidict import CIMultiDict
 
-from gateway import metrics
+from gateway import metrics, surface
 from gateway.cache import TtlCache
 from gateway.callers import Authenticator
 from gateway.coldpath import ColdPath
 from gateway.discovery import Discovery
-from gateway.errors import Receive, Send
+from gateway.errors import Receive, Send, send_error, send_json
 from gateway.forwarding import REQUEST_ID as REQUEST_ID
 from gateway.forwarding import SMALL_BODY as SMALL_BODY
 from gateway.forwarding import Forwarding, RequestIds
 from gateway.framing import FramingError, Limits, check_request
+from gateway.h1client import HeadLimits
 from gateway.h1pool import H1Pool
 from gateway.invalidation import listen_for_invalidations
-from gateway.own_endpoints import OWN_PATHS, OwnEndpoints
+from gateway.models import models_body
+from gateway.own_endpoints import OwnEndpoints
 from gateway.ratelimit import ALLOWED, Bucket, RateLimiter, StreamSlots
 from gateway.tokens import TokenRejected, platform_private_key
 from gateway.upstream import Timeouts, make_session
 from gateway.websocket import proxy_websocket
+from percolate_platform.pod_credentials import bearer, proxy_credential
 from tenants.selectors import DeviceKey, TenantRoute, device_key, tenant_route
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,7 @@ class Gateway(OwnEndpoints, Forwarding):
             settings.GATEWAY_TIER_PODS,
             dns={t: n for t, n in settings.GATEWAY_TIER_DNS.items() if n},
             port=settings.GATEWAY_POD_PORT,
+            internal_port=settings.GATEWAY_POD_INTERNAL_PORT,
             eject_seconds=settings.GATEWAY_EJECT_SECONDS,
         )
         ttl = settings.GATEWAY_ROUTE_TTL_SECONDS
@@ -74,7 +78,10 @@ class Gateway(OwnEndpoints, Forwarding):
         self.devices: TtlCache[uuid.UUID, DeviceKey | None] = TtlCache(
             self._load_device, ttl=ttl, on_lookup=metrics.cache_lookup_recorder("device")
         )
-        self.service_authorization = f"Bearer {settings.PLATFORM_SERVICE_TOKEN}".encode()
+        # Client requests reach a pod's public listener with the proxy credential; only the gateway's own calls
+        # (warm, deliver) carry the service credential, to the pod's internal listener.
+        self.proxy_authorization = bearer(proxy_credential(settings.PLATFORM_SERVICE_TOKEN))
+        self.service_authorization = bearer(settings.PLATFORM_SERVICE_TOKEN)
         self.slots = StreamSlots()
         metrics.open_streams.set_function(self.slots.open_count)  # read at scrape time, not kept per request
         self._limits_by_tier: dict[str, tuple[Bucket, int]] = {}
@@ -85,7 +92,9 @@ class Gateway(OwnEndpoints, Forwarding):
         )
         self.session: aiohttp.ClientSession | None = None
         self.pool = H1Pool(
-            connect_timeout=self.timeouts.connect, keepalive_seconds=settings.GATEWAY_POOL_KEEPALIVE_SECONDS
+            connect_timeout=self.timeouts.connect,
+            keepalive_seconds=settings.GATEWAY_POOL_KEEPALIVE_SECONDS,
+            head_limits=HeadLimits(settings.GATEWAY_MAX_HEADER_COUNT, settings.GATEWAY_MAX_HEADER_BYTES),
         )
         self.redis: aioredis.Redis | None = None
         self.limiter = RateLimiter(None)
@@ -157,18 +166,25 @@ class Gateway(OwnEndpoints, Forwarding):
                 return
 
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        path = scope["path"]
-        if path in OWN_PATHS:
-            await self._own_endpoint(path, send)
+        try:
+            route = surface.http_route(scope)
+        except surface.Refused as exc:  # not on the allow-list: answered here, never forwarded
+            await send_error(send, exc.status, exc.code, exc.message, exc.headers)
+            metrics.requests_total.inc("none", str(exc.status))
+            return
+        if route.kind is surface.Kind.OWN:
+            await self._own_endpoint(scope["path"], send)
             return
         started = time.perf_counter()
         tier, status = "none", 500
         try:
-            status, tier = await self._proxy(scope, receive, send, started)
+            status, tier = await self._proxy(scope, receive, send, started, route)
         finally:
             metrics.requests_total.inc(tier, str(status))
 
-    async def _proxy(self, scope: dict[str, Any], receive: Receive, send: Send, started: float) -> tuple[int, str]:
+    async def _proxy(
+        self, scope: dict[str, Any], receive: Receive, send: Send, started: float, target: surface.Route
+    ) -> tuple[int, str]:
         headers = scope["headers"]
         try:
             declared = check_request(headers, self.limits)
@@ -191,6 +207,9 @@ class Gateway(OwnEndpoints, Forwarding):
             return await self._refuse(
                 send, 429, "rate_limited", "too many requests", [(b"retry-after", str(decision.retry_after).encode())]
             ), route.tier
+        if target is surface.MODELS:
+            await send_json(send, 200, models_body(route.tier))
+            return 200, route.tier
         if not self.slots.acquire(tenant, max_streams):
             metrics.rate_limited.labels(route.tier, "streams").inc()
             return await self._refuse(
@@ -211,6 +230,10 @@ class Gateway(OwnEndpoints, Forwarding):
         return limits
 
     async def _websocket(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if not surface.websocket_allowed(scope):
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 4404})
+            return
         try:
             caller = self.auth.known(scope["headers"]) or await self.auth.caller(scope["headers"])
         except TokenRejected:

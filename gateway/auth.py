@@ -8,7 +8,15 @@ from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.tokens import LEEWAY_SECONDS, PLATFORM_KID, TokenClaims, TokenRejected, unverified_kid, verify
+from gateway.tokens import (
+    LEEWAY_SECONDS,
+    PLATFORM_ISSUER,
+    PLATFORM_KID,
+    TokenClaims,
+    TokenRejected,
+    unverified_kid,
+    verify,
+)
 from tenants.device_keys import signing_public_key
 from tenants.selectors import DeviceKey, TenantRoute
 
@@ -78,13 +86,13 @@ async def _claims(
 ) -> TokenClaims:
     kid = unverified_kid(token)
     if kid == PLATFORM_KID:
-        return verify(token, key=platform_key, kind="platform")
+        return verify(token, key=platform_key, kind="platform", issuer=PLATFORM_ISSUER)
     try:
         device_id = uuid.UUID(kid)
     except ValueError as exc:
         raise TokenRejected("unknown signing key") from exc
     device = await _device(device_id, device_keys)
-    claims = verify(token, key=signing_public_key(device.public_key_signing), kind="device")
+    claims = verify(token, key=signing_public_key(device.public_key_signing), kind="device", issuer=kid)
     if claims.tenant_id != device.tenant_id:
         raise TokenRejected("token tenant does not own this device", status=403)
     return TokenClaims(claims.tenant_id, "device", device.device_id, claims.expires_at)

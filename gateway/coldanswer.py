@@ -1,8 +1,12 @@
 """The cold path's answers, as pure functions: the instant answer built from a context blob, and its SSE framing.
 
 The answer is deterministic (same blob and message, same answer), built only from what the blob holds: recent
-messages, key facts and preferences. Every chunk carries ``"percolate": {"cold_start": kind}`` so a client can tell a
-cached answer from the pod's own.
+messages, key facts and preferences. Every chunk carries ``"percolate": {"cold_start": kind}`` (an extra key, which
+OpenAI's SDKs keep and ignore) so a client can tell a cached answer from the pod's own.
+
+What the gateway adds to a stream is invisible to OpenAI-compatible clients: notices ("warming", "delivered") are SSE
+comment lines, which every SSE parser skips, and a failure is a `data:` line with OpenAI's `{"error": ...}` shape,
+which the official SDKs raise as an `APIError`. No named event is ever sent.
 """
 
 import hashlib
@@ -74,24 +78,34 @@ def completion_id(request_id: str) -> str:
     return "chatcmpl-cold-" + hashlib.sha256(request_id.encode()).hexdigest()[:20]
 
 
-def event(name: str, doc: dict[str, Any]) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(doc, separators=(',', ':'))}\n\n".encode()
-
-
-def status_event(status: str, **extra: Any) -> bytes:
-    return event("percolate.status", {"status": status, **extra})
+def status_comment(status: str, **extra: Any) -> bytes:
+    """A notice for the humans and tools that read the raw stream: an SSE comment, skipped by every SSE client."""
+    return f": percolate.status {json.dumps({'status': status, **extra}, separators=(',', ':'))}\n\n".encode()
 
 
 def error_event(code: str, message: str) -> bytes:
-    return event("percolate.error", {"error": {"code": code, "message": message}})
+    """A failure mid-stream, in OpenAI's shape (the SDKs raise it as APIError with this message)."""
+    doc = {"error": {"code": code, "message": message, "type": "percolate_error"}}
+    return f"data: {json.dumps(doc, separators=(',', ':'))}\n\n".encode()
+
+
+def wants_usage(payload: Any) -> bool:
+    """`stream_options: {"include_usage": true}`: a last chunk with the usage, as OpenAI's API sends it."""
+    options = payload.get("stream_options") if isinstance(payload, dict) else None
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def usage(user_message: str, answer: str) -> dict[str, int]:
+    prompt, completion_tokens = len(user_message.split()), len(_tokens(answer))
+    return {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": prompt + completion_tokens}
 
 
 _SLOT = "\x00delta\x00"  # stands for the delta while the frame around it is serialised once
 
 
-def _frame(cid: str, created: int, kind: str, finish: str | None) -> tuple[str, str]:
+def _frame(cid: str, created: int, kind: str, finish: str | None, with_usage: bool) -> tuple[str, str]:
     """The text of a chunk event before and after its delta: the same bytes json.dumps gives for the whole doc."""
-    doc = {
+    doc: dict[str, Any] = {
         "id": cid,
         "object": "chat.completion.chunk",
         "created": created,
@@ -99,25 +113,47 @@ def _frame(cid: str, created: int, kind: str, finish: str | None) -> tuple[str, 
         "choices": [{"index": 0, "delta": _SLOT, "finish_reason": finish}],
         "percolate": {"cold_start": kind},
     }
+    if with_usage:
+        doc["usage"] = None  # as OpenAI's API: null on every chunk but the last when usage was asked for
     head, _, tail = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).partition(json.dumps(_SLOT))
     return "data: " + head, tail + "\n\n"
 
 
-def chunks(answer: str, *, request_id: str, kind: str, created: int | None = None) -> list[bytes]:
-    """The answer as OpenAI chat.completion.chunk events (role, one per word, finish), each marked.
+def chunks(
+    answer: str,
+    *,
+    request_id: str,
+    kind: str,
+    created: int | None = None,
+    usage_of: str | None = None,
+) -> list[bytes]:
+    """The answer as OpenAI chat.completion.chunk events (role, one per word, finish), each marked; with
+    `usage_of` (the user's message), a last chunk with no choices and the usage, as `include_usage` asks.
 
     The frame around the delta is serialised once, not once per word: the events are ready in microseconds, so the
     first words go out without waiting on the JSON encoder."""
     cid, created = completion_id(request_id), created or int(time.time())
-    head, tail = _frame(cid, created, kind, None)
+    with_usage = usage_of is not None
+    head, tail = _frame(cid, created, kind, None, with_usage)
     out = [f'{head}{{"role":"assistant","content":""}}{tail}'.encode()]
     out += [f'{head}{{"content":{encode_basestring(tok)}}}{tail}'.encode() for tok in _tokens(answer)]
-    stop_head, stop_tail = _frame(cid, created, kind, "stop")
+    stop_head, stop_tail = _frame(cid, created, kind, "stop", with_usage)
     out.append(f"{stop_head}{{}}{stop_tail}".encode())
+    if usage_of is not None:
+        last = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": MODEL,
+            "choices": [],
+            "usage": usage(usage_of, answer),
+            "percolate": {"cold_start": kind},
+        }
+        out.append(f"data: {json.dumps(last, separators=(',', ':'))}\n\n".encode())
     return out
 
 
-def completion(answer: str, *, request_id: str, kind: str) -> bytes:
+def completion(answer: str, *, request_id: str, kind: str, user_message: str = "") -> bytes:
     """The non-streaming form of the instant answer."""
     doc = {
         "id": completion_id(request_id),
@@ -125,6 +161,7 @@ def completion(answer: str, *, request_id: str, kind: str) -> bytes:
         "created": int(time.time()),
         "model": MODEL,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+        "usage": usage(user_message, answer),
         "percolate": {"cold_start": kind},
     }
     return json.dumps(doc, ensure_ascii=False).encode()

@@ -64,14 +64,17 @@ class ArchivedAnswer:
         answer = coldanswer.compose(blob, message)
         headers.append((b"x-percolate-cold-start", b"blob"))
         if not coldanswer.wants_stream(body):
-            await send_json(send, 200, coldanswer.completion(answer, request_id=rid, kind="archived"), headers)
+            doc = coldanswer.completion(answer, request_id=rid, kind="archived", user_message=message)
+            await send_json(send, 200, doc, headers)
         else:
             await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
-            restoring = coldanswer.status_event("restoring", cold_start="blob")
-            await send_body(send, b"".join([restoring, *coldanswer.chunks(answer, request_id=rid, kind="archived")]))
+            restoring = coldanswer.status_comment("restoring", cold_start="blob")
+            usage_of = message if coldanswer.wants_usage(body) else None
+            parts = coldanswer.chunks(answer, request_id=rid, kind="archived", usage_of=usage_of)
+            await send_body(send, b"".join([restoring, *parts]))
             await send_body(
                 send,
-                coldanswer.status_event("restoring", delivered=False, retry_after=RESTORE_RETRY_AFTER),
+                coldanswer.status_comment("restoring", delivered=False, retry_after=RESTORE_RETRY_AFTER),
             )
             await send_body(send, coldanswer.DONE, more=False)
         metrics.cold_start_ttfb.labels("archived").observe(time.perf_counter() - started)

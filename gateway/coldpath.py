@@ -4,7 +4,8 @@
   answer built from the blob (`X-Percolate-Cold-Start: blob`), while the pod warms in the background; once warm,
   the user's message and the answer it got are delivered to the tenant's store through the node's idempotent
   `POST /internal/deliver/{id}` (keyed by the request id: a retry never duplicates). The stream ends with a
-  `percolate.status` event saying the message was stored (or an error event saying it was not), then `[DONE]`.
+  `percolate.status` SSE comment saying the message was stored (or an error in OpenAI's shape saying it was not),
+  then `[DONE]`.
 - **wait**: no blob, or `mobile_only`: stream the warming event (streaming requests), wait in the tenant's bounded
   warming queue, then proxy the request to the warm pod (`X-Percolate-Cold-Start: wait`).
 - **archived**: archived or restoring tenants: one restore is requested (single-flight per gateway, and the
@@ -46,6 +47,7 @@ from tenants.selectors import TenantRoute, tenant_routes
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.forwarding import PodRequest
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +146,15 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
 
     async def handle(
         self,
-        scope: dict[str, Any],
         receive: Receive,
         send: Send,
         route: TenantRoute,
-        request_id: bytes,
+        request: "PodRequest",
         payload: bytes | None,
         started: float,
     ) -> int:
         self.route_keeper.ensure_running()
+        request_id = request.request_id
         try:
             body = json.loads(payload) if payload else None
         except (ValueError, UnicodeDecodeError):
@@ -168,7 +170,7 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
             message = coldanswer.last_user_message(body)
             if blob is not None and message is not None:
                 return await self._answer_from_blob(send, receive, ticket, route, request_id, body, blob, started)
-            return await self._wait(scope, send, receive, ticket, route, request_id, payload, body, started)
+            return await self._wait(send, receive, ticket, route, request, payload, body, started)
         finally:
             if not ticket.left and not ticket.future.done() and not ticket.handed_off:
                 ticket.leave()

@@ -1,4 +1,8 @@
-"""Cold-path calls to the tier pod: warming the tenant there, and delivering a blob-answered message to its store."""
+"""Cold-path calls to the tier pod: warming the tenant there, and delivering a blob-answered message to its store.
+
+Both go to the pod's internal listener (`Discovery.internal_address`) with the service credential, through the
+same connection pool as the proxy path; the paths are made here from the tenant's id, never from a client's input.
+"""
 
 import asyncio
 import json
@@ -7,10 +11,9 @@ import uuid
 import weakref
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from gateway import metrics
 from gateway.errors import error_code_of
+from gateway.h1client import UpstreamConnectError, UpstreamError
 from gateway.warming import QueueFull, Ticket, Warmer, WarmFailed
 from tenants.selectors import TenantRoute
 
@@ -32,42 +35,40 @@ class PodCalls:
     warm_timeout: float
     _delivery_locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock]
 
-    def _service_headers(self, route: TenantRoute, request_id: str) -> dict[str, str]:
-        return {
-            "Authorization": self.gw.service_authorization.decode(),
-            "X-Percolate-Tenant": str(route.tenant_id),
-            "X-Percolate-Generation": str(route.generation),
-            "X-Request-Id": request_id,
-        }
+    def _service_headers(self, request_id: str = "") -> list[tuple[bytes, bytes]]:
+        headers = [(b"authorization", self.gw.service_authorization), (b"content-type", b"application/json")]
+        return [*headers, (b"x-request-id", request_id.encode())] if request_id else headers
 
     async def _warm_pod(self, tenant_id: uuid.UUID, generation: int) -> str:
         route = await self.gw.routes.get(tenant_id)
         if route is None:
             raise WarmFailed(503, "warm_failed", "the tenant is gone")
         pods = self.gw.discovery.pods(route.tier)
-        assert self.gw.session is not None
+        doc = json.dumps({"generation": generation}).encode()
         for _attempt in range(3):
             pod, _rank = pods.choose(str(tenant_id))
             if pod is None:
                 raise WarmFailed(503, "no_pods", f"no pods for tier {route.tier}")
             try:
-                async with self.gw.session.post(
-                    f"http://{pod}/internal/warm/{tenant_id}",
-                    json={"generation": generation},
-                    headers={"Authorization": self.gw.service_authorization.decode()},
-                ) as response:
-                    body = await response.read()
-            except aiohttp.ClientConnectorError:
+                status, body = await self.gw.pool.call(
+                    b"POST",
+                    self.gw.discovery.internal_address(pod),
+                    f"/internal/warm/{tenant_id}".encode(),
+                    self._service_headers(),
+                    doc,
+                    timeout=self.warm_timeout,
+                )
+            except UpstreamConnectError:
                 pods.eject(pod)
                 continue
-            except aiohttp.ClientError as exc:
+            except (UpstreamError, TimeoutError) as exc:
                 raise WarmFailed(502, "warm_failed", f"the tier pod failed: {type(exc).__name__}") from exc
-            if response.status == 200:
+            if status == 200:
                 return pod
             code = error_code_of(body)
             if code == "stale_generation":
                 self.gw.routes.invalidate(tenant_id)
-            raise WarmFailed(503, "warm_failed", f"the tier pod refused the warm: {response.status} {code}", 1)
+            raise WarmFailed(503, "warm_failed", f"the tier pod refused the warm: {status} {code}", 1)
         raise WarmFailed(502, "warm_failed", "no tier pod accepted the connection")
 
     async def _deliver(
@@ -103,26 +104,24 @@ class PodCalls:
         lock = self._delivery_locks.get(route.tenant_id)
         if lock is None:
             lock = self._delivery_locks[route.tenant_id] = asyncio.Lock()
-        assert self.gw.session is not None
         doc = {"generation": route.generation, "request_id": request_id, "messages": messages, "reply": answer}
+        body = json.dumps(doc).encode()
+        address = self.gw.discovery.internal_address(pod)
+        target = f"/internal/deliver/{route.tenant_id}".encode()
         async with lock:  # one tenant's deliveries reach its store in arrival order
             for attempt in range(DELIVERY_ATTEMPTS):
                 try:
-                    async with self.gw.session.post(
-                        f"http://{pod}/internal/deliver/{route.tenant_id}",
-                        json=doc,
-                        headers=self._service_headers(route, request_id),
-                        timeout=aiohttp.ClientTimeout(total=self.warm_timeout),
-                    ) as response:
-                        raw = await response.read()
-                except (aiohttp.ClientError, TimeoutError):
+                    status, raw = await self.gw.pool.call(
+                        b"POST", address, target, self._service_headers(request_id), body, timeout=self.warm_timeout
+                    )
+                except (UpstreamError, TimeoutError):
                     await asyncio.sleep(0.05 * 2**attempt)
                     continue  # idempotent by request id: a retry after a lost answer stores nothing twice
-                if response.status == 200:
+                if status == 200:
                     stored = json.loads(raw).get("delivered", False)
                     metrics.deliveries.labels("stored" if stored else "duplicate").inc()
                     return None
-                if response.status == 503 or error_code_of(raw) in NOT_HOT_CODES:
-                    return WarmFailed(503, "delivery_unavailable", f"the pod answered {response.status}")
+                if status == 503 or error_code_of(raw) in NOT_HOT_CODES:
+                    return WarmFailed(503, "delivery_unavailable", f"the pod answered {status}")
                 return WarmFailed(502, "delivery_refused", f"the pod refused the message: {error_code_of(raw)}")
         return WarmFailed(503, "delivery_unavailable", "the pod did not answer")

@@ -1,6 +1,7 @@
 """Cold path, wait case: hold the request in the tenant's warming queue, then proxy it to the warm pod."""
 
 import asyncio
+import functools
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -9,12 +10,13 @@ from gateway.coldresponse import SSE_HEADERS, refuse, send_body, until_done
 from gateway.errors import Receive, Send, error_code_of
 from gateway.h1client import UpstreamError
 from gateway.headers import strip_response
-from gateway.upstream import stream_response
+from gateway.upstream import ClientGone, stream_response, wait_for_disconnect
 from gateway.warming import Ticket, WarmFailed
 from tenants.selectors import TenantRoute
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.forwarding import PodRequest
 
 
 class WaitForWarm:
@@ -24,17 +26,18 @@ class WaitForWarm:
 
     async def _wait(
         self,
-        scope: dict[str, Any],
         send: Send,
         receive: Receive,
         ticket: Ticket,
         route: TenantRoute,
-        request_id: bytes,
+        request: "PodRequest",
         payload: bytes | None,
         body: Any,
         started: float,
     ) -> int:
+        """`request` is built as for the hot path (gateway.forwarding): the same target, query string and headers."""
         metrics.cold_starts.labels("wait").inc()
+        request_id = request.request_id
         stream = coldanswer.wants_stream(body)
         mark = (b"x-percolate-cold-start", b"wait")
         if stream:
@@ -45,7 +48,7 @@ class WaitForWarm:
                     "headers": [*SSE_HEADERS, mark, (b"x-request-id", request_id)],
                 }
             )
-            await send_body(send, coldanswer.status_event(coldanswer.WARMING, cold_start="wait"))
+            await send_body(send, coldanswer.status_comment(coldanswer.WARMING, cold_start="wait"))
             metrics.cold_start_ttfb.labels("wait").observe(time.perf_counter() - started)
         ready = asyncio.ensure_future(ticket.ready())
         try:
@@ -59,11 +62,18 @@ class WaitForWarm:
             return await refuse(send, exc.status, exc.code, exc.message, retry_after=exc.retry_after)
         finally:
             ready.cancel()
-        target = scope.get("raw_path") or scope["path"].encode()
-        headers = self.gw._upstream_headers(scope, route, request_id)
         try:
-            async with asyncio.timeout(self.gw.timeouts.response_headers):
-                response = await self.gw.pool.request(b"POST", pod, target, headers, payload)
+            response = await self.gw.pool.request(
+                request.method,
+                pod,
+                request.target,
+                request.headers,
+                payload,
+                header_timeout=self.gw.timeouts.response_headers,
+                disconnected=functools.partial(wait_for_disconnect, receive),
+            )
+        except ClientGone:
+            return 499
         except (UpstreamError, TimeoutError) as exc:
             code, message = "upstream_error", f"the warm pod failed: {type(exc).__name__}"
             if stream:

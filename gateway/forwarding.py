@@ -9,6 +9,7 @@ import itertools
 import os
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from gateway import metrics
@@ -17,10 +18,19 @@ from gateway.coldpath import NOT_HOT_CODES, ColdPath, is_chat
 from gateway.discovery import Discovery
 from gateway.errors import Receive, Send, error_code_of, send_error
 from gateway.framing import Limits
-from gateway.h1client import H1Response, UpstreamConnectError, UpstreamError
+from gateway.h1client import H1Response, UpstreamConnectError, UpstreamError, UpstreamHeadersTooLarge
 from gateway.h1pool import H1Pool
 from gateway.headers import Headers, header_value, strip_request, strip_response
-from gateway.upstream import BodyTimeout, BodyTooLarge, ClientGone, RequestBody, Timeouts, stream_response
+from gateway.surface import target
+from gateway.upstream import (
+    BodyTimeout,
+    BodyTooLarge,
+    ClientGone,
+    RequestBody,
+    Timeouts,
+    stream_response,
+    wait_for_disconnect,
+)
 from tenants.selectors import TenantRoute
 
 REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
@@ -48,6 +58,17 @@ SMALL_BODY = 64 * 1024
 HTTP1 = ("1.0", "1.1")
 
 
+@dataclass(frozen=True)
+class PodRequest:
+    """A client's request as it goes to its tenant's pod, built once (gateway.forwarding) for the hot path and the
+    cold path alike: the allowed target with its query string, the allowed headers and the gateway's own."""
+
+    method: bytes
+    target: bytes
+    headers: Headers
+    request_id: bytes
+
+
 def _small_and_whole(response: H1Response) -> bool:
     """A response with a small declared length that is not an event stream: read it at once."""
     length = response.content_length
@@ -61,7 +82,7 @@ class Forwarding:
     timeouts: Timeouts
     discovery: Discovery
     pool: H1Pool
-    service_authorization: bytes
+    proxy_authorization: bytes
     cold: ColdPath
     request_ids: RequestIds
 
@@ -72,10 +93,12 @@ class Forwarding:
         return status
 
     def _upstream_headers(self, scope: dict[str, Any], route: TenantRoute, request_id: bytes) -> Headers:
+        """The client's allowed headers and the gateway's own; the pod's credential here is the proxy credential,
+        which opens only the pod's public listener (never the service credential of its internal API)."""
         client = (scope.get("client") or ("", 0))[0]
         return [
             *strip_request(scope["headers"]),
-            (b"authorization", self.service_authorization),
+            (b"authorization", self.proxy_authorization),
             (b"x-percolate-tenant", route.key.encode()),
             (b"x-percolate-generation", str(route.generation).encode()),
             (b"x-request-id", request_id),
@@ -98,15 +121,14 @@ class Forwarding:
             except (BodyTooLarge, BodyTimeout, ClientGone) as exc:
                 return await self._body_error(send, exc)
         whole = payload is None or type(payload) is bytes  # nothing of it is still to be read from the client
+        request = PodRequest(
+            scope["method"].encode(), target(scope), self._upstream_headers(scope, route, request_id), request_id
+        )
         cold_eligible = whole and self.cold.enabled and is_chat(scope)
         if cold_eligible and self.cold.is_cold(route):
-            return await self.cold.handle(scope, receive, send, route, request_id, payload, started)
+            return await self.cold.handle(receive, send, route, request, payload, started)
         pods = self.discovery.pods(route.tier)
-        query = scope.get("query_string") or b""
-        target = scope.get("raw_path") or scope["path"].encode()
-        target += b"?" + query if query else b""
-        method = scope["method"].encode()
-        headers = self._upstream_headers(scope, route, request_id)
+        disconnected = functools.partial(wait_for_disconnect, receive)  # watched only while headers are slow
         for _attempt in range(3):
             pod, rank = pods.choose(route.key)
             if pod is None:
@@ -115,7 +137,13 @@ class Forwarding:
                 )
             try:
                 response = await self.pool.request(
-                    method, pod, target, headers, payload, header_timeout=self.timeouts.response_headers
+                    request.method,
+                    pod,
+                    request.target,
+                    request.headers,
+                    payload,
+                    header_timeout=self.timeouts.response_headers,
+                    disconnected=disconnected,
                 )
             except UpstreamConnectError:
                 metrics.upstream_errors.labels("connect").inc()
@@ -128,11 +156,18 @@ class Forwarding:
                 return await self._refuse(send, 504, "upstream_timeout", "tier pod did not answer in time")
             except (BodyTooLarge, BodyTimeout, ClientGone) as exc:
                 return await self._body_error(send, exc)
+            except UpstreamHeadersTooLarge as exc:
+                metrics.upstream_errors.labels("headers_too_large").inc()
+                return await self._refuse(send, 502, "upstream_headers_too_large", str(exc))
             except UpstreamError as exc:
                 if body is not None and body.error is not None:
                     return await self._body_error(send, body.error)
                 metrics.upstream_errors.labels("protocol").inc()
                 return await self._refuse(send, 502, "upstream_error", f"tier pod failed: {exc}")
+            if response.status == 401:  # the pod refused the gateway, not the client: never the client's 401
+                response.close()
+                metrics.upstream_errors.labels("refused_gateway").inc()
+                return await self._refuse(send, 502, "upstream_refused", "the tier pod refused the gateway")
             try:
                 idle = self.timeouts.idle
                 raw: bytes | None = None
@@ -142,7 +177,7 @@ class Forwarding:
                         return await self._refuse(send, 502, "upstream_error", "tier pod failed mid-answer")
                     if error_code_of(raw) in NOT_HOT_CODES:  # the pod does not hold the tenant: cold after all
                         self.cold.forget_warm(route.tenant_id)
-                        return await self.cold.handle(scope, receive, send, route, request_id, payload, started)
+                        return await self.cold.handle(receive, send, route, request, payload, started)
                 metrics.route_choices.inc(route.tier, "first" if rank == 0 else "fallback")
                 metrics.request_seconds.observe(time.perf_counter() - started, route.tier)
                 out = [

@@ -7,13 +7,20 @@ pausing reads from the pod while more than HIGH_WATER bytes wait for a slow clie
 """
 
 import asyncio
-from collections.abc import AsyncIterable, Callable
-from typing import cast
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, cast
 
 import httptools
 
 HIGH_WATER = 256 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
+STATUS_LINE_ALLOWANCE = 1024  # a pod's answer head may hold this much beyond the header limit (its status line)
+WATCH_CLIENT_AFTER = 0.05  # seconds without answer headers before the client's disconnect is watched too
+
+
+class ClientGone(Exception):
+    """The client disconnected."""
 
 
 class UpstreamError(Exception):
@@ -26,6 +33,18 @@ class UpstreamConnectError(UpstreamError):
 
 class StaleConnection(UpstreamError):
     """A reused keep-alive connection closed before a single byte of the answer arrived."""
+
+
+class UpstreamHeadersTooLarge(UpstreamError):
+    """The pod's answer head went past the gateway's header limits (count or bytes): it is dropped unread."""
+
+
+@dataclass(frozen=True)
+class HeadLimits:
+    """What a pod's answer head may hold: the same limits the gateway sets for clients' requests."""
+
+    max_count: int = 100
+    max_bytes: int = 16 * 1024
 
 
 class H1Response:
@@ -48,6 +67,8 @@ class H1Response:
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
         self.writer: asyncio.Future[None] | None = None
+        self.watcher: asyncio.Future[None] | None = None  # watches the client while the headers are awaited
+        self.timer: asyncio.TimerHandle | None = None
         self._settled = False  # released or closed: the connection may already serve another request
 
     def header(self, name: bytes) -> bytes | None:
@@ -149,7 +170,7 @@ class H1Response:
 
 
 class H1Connection(asyncio.Protocol):
-    def __init__(self, on_lost: Callable[["H1Connection"], None]) -> None:
+    def __init__(self, on_lost: Callable[["H1Connection"], None], limits: HeadLimits | None = None) -> None:
         # Looked up once per connection: on Python 3.11 every get_running_loop() is a getpid() syscall.
         self.loop = asyncio.get_running_loop()
         self._on_lost = on_lost
@@ -162,6 +183,9 @@ class H1Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._informational = False
         self._got_bytes = False
+        self._limits = limits or HeadLimits()
+        self._head_bytes = 0  # of the answer head so far (1xx heads included); None-like once the head is in
+        self._header_count = 0
         self._reading_paused = False
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
@@ -177,12 +201,22 @@ class H1Connection(asyncio.Protocol):
             self.abort()
             return
         self._got_bytes = True
+        response = self.response
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self.keep_alive = False
-            self.response._fail(UpstreamError(f"malformed answer from the pod: {exc}"))
+            cause = exc.__context__
+            error = cause if isinstance(cause, UpstreamHeadersTooLarge) else None
+            response._fail(error or UpstreamError(f"malformed answer from the pod: {exc}"))
             self.abort()
+            return
+        if not response.headers_ready.done():  # still in the head: bounded, whatever the pod keeps sending
+            self._head_bytes += len(data)
+            if self._head_bytes > self._limits.max_bytes + STATUS_LINE_ALLOWANCE:
+                self.keep_alive = False
+                response._fail(UpstreamHeadersTooLarge(f"the pod's answer head exceeds {self._limits.max_bytes} bytes"))
+                self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -207,6 +241,9 @@ class H1Connection(asyncio.Protocol):
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.response is not None
+        self._header_count += 1
+        if self._header_count > self._limits.max_count:
+            raise UpstreamHeadersTooLarge(f"the pod's answer has more than {self._limits.max_count} headers")
         self.response._header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -263,18 +300,27 @@ class H1Connection(asyncio.Protocol):
         *,
         head_request: bool,
         header_timeout: float | None = None,
+        disconnected: Callable[[], Awaitable[Any]] | None = None,
     ) -> H1Response:
         """Send one request and wait for the answer's headers, at most `header_timeout` seconds (TimeoutError).
         A streamed body is written by a task of its own (the pod may answer before it has read it all); its
-        failure, such as a client that is too slow, is raised here if it comes first."""
+        failure, such as a client that is too slow, is raised here if it comes first. `disconnected` returns when
+        the client has gone (ClientGone is raised then): it is awaited only if the headers are slow to come, and
+        only once the body has been read, so a fast answer costs no task for it."""
         assert self.transport is not None
         if self.closed:  # closed by the pod since it was pooled: nothing was sent
             raise StaleConnection("the pod closed a kept-alive connection")
         response = self.response = H1Response(self, head_request=head_request)
         self._got_bytes = False
+        self._head_bytes = self._header_count = 0
         # One timer handle for the whole wait (a stalled body upload included): asyncio.timeout() cost three times
-        # as much, on every request.
-        timer = None if header_timeout is None else response._loop.call_later(header_timeout, self._late, response)
+        # as much, on every request. It first fires early to start watching the client, if asked to.
+        first = header_timeout
+        if disconnected is not None and (header_timeout is None or header_timeout > WATCH_CLIENT_AFTER):
+            first = WATCH_CLIENT_AFTER
+        if first is not None:
+            deadline = None if header_timeout is None else response._loop.time() + header_timeout
+            response.timer = response._loop.call_later(first, self._tick, response, deadline, disconnected)
         try:
             if body is None or isinstance(body, bytes):
                 self.transport.write(head + body if body else head)
@@ -289,14 +335,42 @@ class H1Connection(asyncio.Protocol):
             self.abort()
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
+            if response.timer is not None:
+                response.timer.cancel()
+            if response.watcher is not None:
+                response.watcher.cancel()
         self.exchanges += 1
         return response
 
-    def _late(self, response: H1Response) -> None:
-        if not response.headers_ready.done():
+    def _tick(
+        self,
+        response: H1Response,
+        deadline: float | None,
+        disconnected: Callable[[], Awaitable[Any]] | None,
+    ) -> None:
+        """The header wait's one timer: past the deadline, a timeout; before it, start watching the client (once
+        nothing else reads from it) and wait on."""
+        if response.headers_ready.done():
+            return
+        now = response._loop.time()
+        if deadline is not None and now >= deadline:
             response._fail(TimeoutError("no answer headers in time"))
+            return
+        body_sent = response.writer is None or response.writer.done()
+        if disconnected is not None and response.watcher is None and body_sent:
+            response.watcher = asyncio.ensure_future(self._watch(response, disconnected))
+            disconnected = None
+        later = WATCH_CLIENT_AFTER if disconnected is not None else None
+        if deadline is not None:
+            later = min(later or deadline - now, deadline - now)
+        if later is not None:
+            response.timer = response._loop.call_later(later, self._tick, response, deadline, disconnected)
+
+    @staticmethod
+    async def _watch(response: H1Response, disconnected: Callable[[], Awaitable[Any]]) -> None:
+        await disconnected()
+        if not response.headers_ready.done():
+            response._fail(ClientGone())
 
     async def _write_chunked(self, body: AsyncIterable[bytes]) -> None:
         assert self.transport is not None

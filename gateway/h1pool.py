@@ -8,9 +8,17 @@ fails as an upstream error rather than risk running twice.
 
 import asyncio
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import Any
 
-from gateway.h1client import H1Connection, H1Response, StaleConnection, UpstreamConnectError, UpstreamError
+from gateway.h1client import (
+    H1Connection,
+    H1Response,
+    HeadLimits,
+    StaleConnection,
+    UpstreamConnectError,
+    UpstreamError,
+)
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 BODYLESS_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"DELETE", b"TRACE"})
@@ -33,8 +41,16 @@ def request_head(method: bytes, target: bytes, pod: str, headers: Headers, lengt
 
 
 class H1Pool:
-    def __init__(self, *, connect_timeout: float, keepalive_seconds: float = 4.0, max_idle_per_pod: int = 512) -> None:
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        keepalive_seconds: float = 4.0,
+        max_idle_per_pod: int = 512,
+        head_limits: HeadLimits | None = None,
+    ) -> None:
         self._connect_timeout = connect_timeout
+        self._head_limits = head_limits or HeadLimits()
         self._keepalive = keepalive_seconds
         self._max_idle = max_idle_per_pod
         self._idle: dict[str, list[H1Connection]] = {}
@@ -49,21 +65,42 @@ class H1Pool:
         body: bytes | AsyncIterable[bytes] | None,
         *,
         header_timeout: float | None = None,
+        disconnected: Callable[[], Awaitable[Any]] | None = None,
     ) -> H1Response:
         """Send a request to `pod` ("host:port") and return the answer once its headers are in (TimeoutError
-        after `header_timeout` seconds). UpstreamConnectError means nothing was sent; other UpstreamErrors mean
-        the pod broke the exchange."""
+        after `header_timeout` seconds; ClientGone if `disconnected` returns first). UpstreamConnectError means
+        nothing was sent; other UpstreamErrors mean the pod broke the exchange."""
         length = None if body is not None and not isinstance(body, bytes) else len(body or b"")
         head = request_head(method, target, pod, headers, length)
         retry = length is not None and method in IDEMPOTENT
         while True:
             conn = self._checkout(pod) or await self._connect(pod)
             try:
-                return await conn.exchange(head, body, head_request=method == b"HEAD", header_timeout=header_timeout)
+                return await conn.exchange(
+                    head,
+                    body,
+                    head_request=method == b"HEAD",
+                    header_timeout=header_timeout,
+                    disconnected=disconnected,
+                )
             except StaleConnection:
                 if not retry:
                     raise
                 retry = False
+
+    async def call(
+        self, method: bytes, pod: str, target: bytes, headers: Headers, body: bytes | None, *, timeout: float
+    ) -> tuple[int, bytes]:
+        """A whole small exchange (the gateway's own calls to a pod): status and body within `timeout` seconds."""
+        async with asyncio.timeout(timeout):
+            response = await self.request(method, pod, target, headers, body)
+            try:
+                raw = await response.read(timeout)
+            except BaseException:
+                response.close()
+                raise
+            response.release()
+            return response.status, raw
 
     def _checkout(self, pod: str) -> H1Connection | None:
         stack = self._idle.get(pod)
@@ -82,7 +119,9 @@ class H1Pool:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, conn = await loop.create_connection(lambda: H1Connection(self._forget), host, int(port))
+                _, conn = await loop.create_connection(
+                    lambda: H1Connection(self._forget, self._head_limits), host, int(port)
+                )
         except (OSError, TimeoutError, ValueError) as exc:
             raise UpstreamConnectError(f"cannot connect to {pod}: {exc or type(exc).__name__}") from exc
         conn.pod = pod

@@ -1,9 +1,10 @@
 """Gateway tokens (RFC 8725 throughout): what a valid token is, and how the platform mints its own.
 
-Device tokens are EdDSA-signed by the device's registered Ed25519 key (`kid` = device id). Platform tokens are
-EdDSA-signed by the platform key (`kid` = "platform"), derived from the master key with HKDF so every platform
-process that holds the master key can mint and verify them, and nothing else can. The algorithm is pinned per key;
-`exp`, `iat`, `aud` and `sub` (the tenant id) are required; lifetimes are capped.
+Device tokens are EdDSA-signed by the device's registered Ed25519 key (`kid` = device id) and issued by the device
+itself (`iss` = its device id, as a self-signed client assertion names itself, RFC 7523 §3). Platform tokens are
+EdDSA-signed by the platform key (`kid` = "platform", `iss` = "percolate-platform"), derived from the master key
+with HKDF so every platform process that holds the master key can mint and verify them, and nothing else can. The
+algorithm is pinned per key; `exp`, `iat`, `aud`, `iss` and `sub` (the tenant id) are required; lifetimes are capped.
 """
 
 import time
@@ -18,10 +19,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 AUDIENCE = "percolate-gateway"
 PLATFORM_KID = "platform"
+PLATFORM_ISSUER = "percolate-platform"
 ALGORITHM = "EdDSA"
 LEEWAY_SECONDS = 30
 MAX_LIFETIME = {"platform": 3600, "device": 900}
-REQUIRED_CLAIMS = ["exp", "iat", "aud", "sub"]
+REQUIRED_CLAIMS = ["exp", "iat", "aud", "iss", "sub"]
 
 
 class TokenRejected(Exception):
@@ -56,6 +58,7 @@ def mint_platform_token(
     claims = {
         "sub": str(tenant_id),
         "aud": AUDIENCE,
+        "iss": PLATFORM_ISSUER,
         "iat": issued,
         "exp": issued + ttl_seconds,
         "jti": uuid.uuid4().hex,
@@ -76,14 +79,15 @@ def unverified_kid(token: str) -> str:
     return kid
 
 
-def verify(token: str, *, key: Ed25519PublicKey, kind: str, now: float | None = None) -> TokenClaims:
-    """Signature, audience, required claims and lifetime; raises TokenRejected."""
+def verify(token: str, *, key: Ed25519PublicKey, kind: str, issuer: str, now: float | None = None) -> TokenClaims:
+    """Signature, audience, issuer, required claims and lifetime; raises TokenRejected."""
     try:
         claims = jwt.decode(
             token,
             key,
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
+            issuer=issuer,
             leeway=LEEWAY_SECONDS,
             options={"require": REQUIRED_CLAIMS, "verify_iat": True},
         )

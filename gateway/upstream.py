@@ -14,11 +14,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from gateway.errors import Receive, Send
+from gateway.h1client import ClientGone as ClientGone
 from gateway.h1client import H1Response
-
-
-class ClientGone(Exception):
-    """The client disconnected."""
 
 
 class BodyTooLarge(Exception):

@@ -338,6 +338,10 @@ def _rule_ports(rule: Obj) -> set[int] | None:
 
 
 TIER_CALLERS = frozenset({"gateway", "worker"})
+# A tier pod listens twice (tiernode): its public port takes only the gateway's forwarded chat, its internal port
+# (/internal/...) the gateway's own calls and the workers'. Nothing else may reach either.
+TIER_PUBLIC_PORT, TIER_INTERNAL_PORT = 8000, 8001
+TIER_PORT_CALLERS = {TIER_PUBLIC_PORT: frozenset({"gateway"}), TIER_INTERNAL_PORT: TIER_CALLERS}
 
 
 def check_network_isolation(objs: list[Obj]) -> list[str]:
@@ -357,9 +361,9 @@ def check_network_isolation(objs: list[Obj]) -> list[str]:
         problems.append(f"NetworkPolicy/{namespace}/*: no default-deny policy (empty podSelector, Ingress+Egress)")
     pods = [(o, pod_labels(o)) for o in objs if pod_spec(o) is not None]
 
-    def is_gateway_selector(sel: Obj) -> bool:
+    def is_caller_selector(sel: Obj, callers: frozenset[str]) -> bool:
         matched = [o for o, labels in pods if selector_matches(sel, labels)]
-        return bool(matched) and all(pod_labels(o).get("app.kubernetes.io/name") in TIER_CALLERS for o in matched)
+        return bool(matched) and all(pod_labels(o).get("app.kubernetes.io/name") in callers for o in matched)
 
     for pol in policies:
         pid = object_id(pol)
@@ -368,6 +372,7 @@ def check_network_isolation(objs: list[Obj]) -> list[str]:
         datastore_pods = [o for o, labels in selected if labels.get("percolate.io/datastore") == "true"]
         for rule in pol["spec"].get("ingress") or []:
             peers = rule.get("from")
+            rule_ports = _rule_ports(rule)
             for target, allowed in ((tier_pods, "gateway"), (datastore_pods, "platform")):
                 if not target:
                     continue
@@ -384,12 +389,17 @@ def check_network_isolation(objs: list[Obj]) -> list[str]:
                         if (ns_sel.get("matchLabels") or {}).get("kubernetes.io/metadata.name") == "monitoring" and (
                             "podSelector" not in peer
                         ):
+                            if allowed == "gateway" and (rule_ports is None or TIER_INTERNAL_PORT in rule_ports):
+                                problems.append(f"{pid}: opens the internal API port of {names} to monitoring")
                             continue  # Prometheus scraping metrics
                         problems.append(f"{pid}: opens {names} to other namespaces ({ns_sel})")
                         continue
                     sel = peer.get("podSelector") or {}
-                    if allowed == "gateway" and not is_gateway_selector(sel):
-                        problems.append(f"{pid}: lets pods other than the gateway and workers reach {names} ({sel})")
+                    for port, callers in TIER_PORT_CALLERS.items():
+                        opened = rule_ports is None or port in rule_ports
+                        if allowed == "gateway" and opened and not is_caller_selector(sel, callers):
+                            who = " and ".join(sorted(callers))
+                            problems.append(f"{pid}: lets pods other than {who} reach port {port} of {names} ({sel})")
                     if allowed == "platform" and (sel.get("matchLabels") or {}).get("percolate.io/platform") != "true":
                         problems.append(f"{pid}: lets non-platform pods reach {names} ({sel})")
         for rule in pol["spec"].get("egress") or []:
@@ -444,8 +454,8 @@ def check_tier_figures(objs: list[Obj]) -> list[str]:
             if env.get(key) != value:
                 problems.append(f"{did}: env {key}={env.get(key)!r}, tier policy says {value!r}")
         ports = [p.get("containerPort") for p in container.get("ports") or []]
-        if ports != [8000]:
-            problems.append(f"{did}: tier pods listen on 8000, found {ports}")
+        if ports != [TIER_PUBLIC_PORT, TIER_INTERNAL_PORT]:
+            problems.append(f"{did}: tier pods listen on {TIER_PUBLIC_PORT} and {TIER_INTERNAL_PORT}, found {ports}")
         spec = hpa["spec"]
         if spec.get("scaleTargetRef", {}).get("name") != dep["metadata"]["name"]:
             problems.append(f"{hid}: scaleTargetRef is not {did}")

@@ -79,6 +79,18 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'platform.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default takes the web app, the gateway's lookups and three nodes' state reports at once. WAL lets
+    # readers run beside the one writer; a writer waits up to 20 s for the lock instead of failing at once; and it
+    # takes the lock when its transaction begins (IMMEDIATE), so a transaction that read first cannot fail with
+    # "database is locked" when it comes to write (SQLite does not wait for a lock it would have to upgrade).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -187,13 +199,16 @@ PLATFORM_MASTER_KEY = load_master_key(env.str("PLATFORM_MASTER_KEY", default="")
 TIER_POLICY = load_tier_policy(env.json("TIER_POLICY_JSON", default={}))
 ARCHIVE_COLD_AFTER_DAYS = env.int("ARCHIVE_COLD_AFTER_DAYS", default=60)
 
-# Gateway: tier pods (static list locally, headless Service DNS in Kubernetes), timeouts and limits.
+# Gateway: tier pods (static list locally, headless Service DNS in Kubernetes), timeouts and limits. A pod listens
+# twice: client requests go to its public port, the gateway's own calls (warm, deliver) to its internal port; a
+# static entry is `host:port` or `host:port/internal_port` (the local nodes share one host).
 GATEWAY_TIER_PODS = {
-    tier: env.list(f"GATEWAY_PODS_{tier}", default=[f"127.0.0.1:{port}"])
+    tier: env.list(f"GATEWAY_PODS_{tier}", default=[f"127.0.0.1:{port}/{port + 100}"])
     for tier, port in (("A", 8101), ("B", 8102), ("C", 8103))
 }
 GATEWAY_TIER_DNS = {tier: env.str(f"GATEWAY_DNS_{tier}", default="") for tier in ("A", "B", "C")}
 GATEWAY_POD_PORT = env.int("GATEWAY_POD_PORT", default=8000)
+GATEWAY_POD_INTERNAL_PORT = env.int("GATEWAY_POD_INTERNAL_PORT", default=8001)
 # With Redis, changes reach the gateway by pub/sub at once and the TTL is only a backstop; without it (the embedded
 # default) nothing invalidates, so entries live only briefly.
 GATEWAY_ROUTE_TTL_SECONDS = env.float("GATEWAY_ROUTE_TTL_SECONDS", default=30.0 if REDIS_URL else 2.0)

@@ -23,6 +23,7 @@ class TierPolicy:
     max_pods: int
     requests_per_minute: int
     max_concurrent_streams: int
+    models: tuple[str, ...] = ("percolate-reference",)  # what GET /v1/models lists; the node serves the model
 
     @property
     def keep_warm(self) -> bool:

@@ -1,9 +1,16 @@
-"""The node's routes, as a raw ASGI app (no framework: a dozen routes do not need one, and the hot path stays lean).
+"""The node's routes, as two raw ASGI apps (no framework: a dozen routes do not need one, and the hot path stays lean).
 
-Public: ``GET /health``, ``GET /ready``, ``GET /metrics``. Everything else needs the platform's service credential
-(``Authorization: Bearer <PLATFORM_SERVICE_TOKEN>``): ``POST /internal/warm/{id}``, ``POST /internal/evict/{id}``,
-``POST /internal/deliver/{id}`` (idempotent by request id), ``GET /internal/tenants``, ``POST /v1/chat/completions``
-(tenant from ``X-Percolate-Tenant``, optional ``X-Percolate-Generation`` set by the gateway). Errors are JSON
+The node listens twice (``python -m tiernode``), and each listener has only its own routes:
+
+- **public** (``PORT``): ``POST /v1/chat/completions``, the one route the gateway forwards client requests to, with
+  the proxy credential (``percolate_platform.pod_credentials``); the tenant comes from ``X-Percolate-Tenant`` and the
+  optional ``X-Percolate-Generation``, both set by the gateway.
+- **internal** (``INTERNAL_PORT``): ``POST /internal/warm/{id}``, ``POST /internal/evict/{id}``,
+  ``POST /internal/deliver/{id}`` (idempotent by request id), ``GET /internal/tenants``, with the service credential
+  (``PLATFORM_SERVICE_TOKEN``): the platform, the workers and the gateway's own pod calls.
+
+Both answer ``GET /health``, ``/ready`` and ``/metrics`` without a credential. A path of the other listener is a 404
+there whatever the credential, and a credential of the other listener is a 401. Errors are JSON
 ``{"error": {"code", "message"}}``.
 """
 
@@ -15,9 +22,10 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from percolate_platform.pod_credentials import proxy_credential
 from tiernode.asgi_http import (
     ClientGone,
     HttpError,
@@ -41,8 +49,11 @@ from tiernode.platform_client import PlatformClient, StateReporter
 
 log = logging.getLogger("tiernode.app")
 
-_TENANT_ROUTE = re.compile(r"^/internal/(warm|evict)/([^/]+)/?$")
-_DELIVER_ROUTE = re.compile(r"^/internal/deliver/([^/]+)/?$")
+_TENANT_ROUTE = re.compile(r"^/internal/(warm|evict)/([^/]+)$")
+_DELIVER_ROUTE = re.compile(r"^/internal/deliver/([^/]+)$")
+CHAT_PATH = "/v1/chat/completions"
+
+Route = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class NodeApp(InternalEndpoints, ChatEndpoint):
@@ -79,7 +90,8 @@ class NodeApp(InternalEndpoints, ChatEndpoint):
         self.run_sweeper = run_sweeper
         self.started = False
         self._sweeper: asyncio.Task[None] | None = None
-        self._token = cfg.service_token.encode()
+        self._service_token = cfg.service_token.encode()
+        self._proxy_token = proxy_credential(cfg.service_token).encode()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -106,13 +118,21 @@ class NodeApp(InternalEndpoints, ChatEndpoint):
     def ready(self) -> bool:
         return self.started and not self.manager.draining
 
-    # -- ASGI --------------------------------------------------------------------------------------------------
+    # -- ASGI: one app per listener -----------------------------------------------------------------------------
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def public(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The public listener's ASGI app (``PORT``)."""
+        await self._serve(scope, receive, send, self._route_public)
+
+    async def internal(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The internal listener's ASGI app (``INTERNAL_PORT``)."""
+        await self._serve(scope, receive, send, self._route_internal)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send)
+            await self._http(scope, receive, send, route)
         else:  # websocket: not part of the node's contract
             await send({"type": "websocket.close", "code": 1008})
 
@@ -134,7 +154,7 @@ class NodeApp(InternalEndpoints, ChatEndpoint):
                     await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         started = False
 
         async def tracked_send(message: dict[str, Any]) -> None:
@@ -144,7 +164,8 @@ class NodeApp(InternalEndpoints, ChatEndpoint):
             await send(message)
 
         try:
-            await self._route(scope, receive, tracked_send)
+            if not await self._probe(scope, tracked_send):
+                await route(scope, receive, tracked_send)
         except HttpError as exc:
             if not started:
                 await send_json(send, exc.status, error_doc(exc.code, exc.message), exc.headers)
@@ -159,13 +180,13 @@ class NodeApp(InternalEndpoints, ChatEndpoint):
             if not started:
                 await send_json(send, 500, error_doc("internal", "internal error"))
 
-    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _probe(self, scope: Scope, send: Send) -> bool:
+        """``/health``, ``/ready`` and ``/metrics`` (both listeners, no credential); False for any other path."""
         method, path = scope["method"], scope["path"]
         if path == "/health":
             allow_methods(method, "GET", "HEAD")
             await send_json(send, 200, {"status": "ok"})
-            return
-        if path == "/ready":
+        elif path == "/ready":
             allow_methods(method, "GET", "HEAD")
             ready = self.ready
             doc = {
@@ -176,32 +197,40 @@ class NodeApp(InternalEndpoints, ChatEndpoint):
                 "max_hot": self.manager.max_hot,
             }
             await send_json(send, 200 if ready else 503, doc)
-            return
-        if path == "/metrics":
+        elif path == "/metrics":
             allow_methods(method, "GET", "HEAD")
             await respond(send, 200, self.metrics.render(), self.metrics.content_type.encode())
-            return
-        if not _known(path):
-            raise HttpError(404, "not_found", f"no route {path}")
-        self._authenticate(scope)
+        else:
+            return False
+        return True
+
+    async def _route_public(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] != CHAT_PATH or scope.get("raw_path", CHAT_PATH.encode()) != CHAT_PATH.encode():
+            raise HttpError(404, "not_found", "no such route on this listener")
+        self._authenticate(scope, self._proxy_token)
+        allow_methods(scope["method"], "POST")
+        await self._chat(scope, receive, send)
+
+    async def _route_internal(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method, path = scope["method"], scope["path"]
+        if scope.get("raw_path", path.encode()) != path.encode() or not _internal(path):
+            raise HttpError(404, "not_found", "no such route on this listener")
+        self._authenticate(scope, self._service_token)
         if m := _TENANT_ROUTE.match(path):
             allow_methods(method, "POST")
             await self._warm_or_evict(m.group(1), m.group(2), scope, receive, send)
         elif m := _DELIVER_ROUTE.match(path):
             allow_methods(method, "POST")
             await self._deliver(parse_uuid(m.group(1), "tenant id in the path"), scope, receive, send)
-        elif path == "/internal/tenants":
+        else:  # /internal/tenants
             allow_methods(method, "GET")
             await self._list_tenants(send)
-        else:  # /v1/chat/completions
-            allow_methods(method, "POST")
-            await self._chat(scope, receive, send)
 
-    def _authenticate(self, scope: Scope) -> None:
-        scheme, _, token = header_value(scope, b"authorization").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token):
+    def _authenticate(self, scope: Scope, token: bytes) -> None:
+        scheme, _, given = header_value(scope, b"authorization").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
             raise HttpError(
-                401, "unauthorized", "the service credential is missing or wrong", [(b"www-authenticate", b"Bearer")]
+                401, "unauthorized", "the credential is missing or wrong", [(b"www-authenticate", b"Bearer")]
             )
 
 
@@ -212,8 +241,5 @@ def create_app(env: Mapping[str, str] | None = None, **kwargs: Any) -> NodeApp:
 # -- routing -----------------------------------------------------------------------------------------------------
 
 
-def _known(path: str) -> bool:
-    return bool(_TENANT_ROUTE.match(path) or _DELIVER_ROUTE.match(path)) or path in (
-        "/internal/tenants",
-        "/v1/chat/completions",
-    )
+def _internal(path: str) -> bool:
+    return bool(_TENANT_ROUTE.match(path) or _DELIVER_ROUTE.match(path)) or path == "/internal/tenants"

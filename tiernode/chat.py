@@ -27,6 +27,7 @@ class ChatRequest:
     model: str
     messages: list[dict[str, str]]
     stream: bool
+    include_usage: bool = False  # stream_options.include_usage: a last chunk with the usage, as OpenAI's API
 
     @property
     def last_user_message(self) -> str:
@@ -45,6 +46,12 @@ def parse_request(body: Any) -> ChatRequest:
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise ChatRequestError("stream must be a boolean")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise ChatRequestError("stream_options must be an object")
+    include_usage = (options or {}).get("include_usage", False)
+    if not isinstance(include_usage, bool):
+        raise ChatRequestError("stream_options.include_usage must be a boolean")
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise ChatRequestError("messages must be a non-empty list")
@@ -53,7 +60,7 @@ def parse_request(body: Any) -> ChatRequest:
         if not isinstance(m, dict) or m.get("role") not in ROLES:
             raise ChatRequestError(f"messages[{i}] must be an object with a role in {sorted(ROLES)}")
         messages.append({"role": m["role"], "content": _text(m.get("content"), i)})
-    req = ChatRequest(model=model, messages=messages, stream=stream)
+    req = ChatRequest(model=model, messages=messages, stream=stream, include_usage=stream and include_usage)
     req.last_user_message  # noqa: B018 - validates there is one
     return req
 
@@ -117,14 +124,22 @@ def completion(*, cid: str, model: str, reply: str, prompt: str, created: int | 
     }
 
 
-def chunk(*, cid: str, model: str, created: int, delta: dict[str, str], finish: str | None = None) -> bytes:
-    doc = {
-        "id": cid,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
+def chunk(
+    *,
+    cid: str,
+    model: str,
+    created: int,
+    delta: dict[str, str] | None,
+    finish: str | None = None,
+    usage: dict[str, int] | None = None,
+    with_usage: bool = False,
+) -> bytes:
+    """One SSE chunk. With `with_usage` (include_usage was asked for), every chunk has a `usage` key, null but on
+    the last one, which has no choices (`delta` None) and the usage, as OpenAI's API streams it."""
+    doc: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+    doc["choices"] = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    if with_usage:
+        doc["usage"] = usage
     return b"data: " + json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 
 from tiernode import chat
@@ -54,18 +55,9 @@ class ChatEndpoint:
                 send, 200, chat.completion(cid=cid, model=req.model, reply=reply, prompt=prompt, created=created), extra
             )
             return
-        await self._stream(receive, send, cid, req.model, created, reply, extra)
+        await self._stream(receive, send, _chunks(req, cid, created, prompt, reply), extra)
 
-    async def _stream(
-        self,
-        receive: Receive,
-        send: Send,
-        cid: str,
-        model: str,
-        created: int,
-        reply: str,
-        extra: list[tuple[bytes, bytes]],
-    ) -> None:
+    async def _stream(self, receive: Receive, send: Send, parts: list[bytes], extra: list[tuple[bytes, bytes]]) -> None:
         gone = asyncio.Event()
 
         async def watch() -> None:
@@ -87,11 +79,6 @@ class ChatEndpoint:
                     ],
                 }
             )
-            parts = [chat.chunk(cid=cid, model=model, created=created, delta={"role": "assistant", "content": ""})]
-            parts += [
-                chat.chunk(cid=cid, model=model, created=created, delta={"content": tok}) for tok in chat.tokens(reply)
-            ]
-            parts.append(chat.chunk(cid=cid, model=model, created=created, delta={}, finish="stop"))
             for part in parts:
                 if gone.is_set():
                     return
@@ -101,3 +88,14 @@ class ChatEndpoint:
             await send({"type": "http.response.body", "body": chat.DONE, "more_body": False})
         finally:
             watcher.cancel()
+
+
+def _chunks(req: chat.ChatRequest, cid: str, created: int, prompt: str, reply: str) -> list[bytes]:
+    """The reply as chunks: the role, one per word, the finish, and the usage when include_usage asked for it."""
+    chunk = functools.partial(chat.chunk, cid=cid, model=req.model, created=created, with_usage=req.include_usage)
+    parts = [chunk(delta={"role": "assistant", "content": ""})]
+    parts += [chunk(delta={"content": tok}) for tok in chat.tokens(reply)]
+    parts.append(chunk(delta={}, finish="stop"))
+    if req.include_usage:
+        parts.append(chunk(delta=None, usage=chat.usage(prompt, reply)))
+    return parts

@@ -28,7 +28,8 @@ class NodeConfig:
     platform_url: str  # "" disables state reports and key fetches
     pod_id: str
     host: str = "0.0.0.0"  # noqa: S104 - a pod listens on all interfaces
-    port: int = 8000
+    port: int = 8000  # the public listener: chat, forwarded by the gateway
+    internal_port: int = 8001  # the internal listener: /internal/..., the platform's and the gateway's own calls
     object_store_root: Path | None = None
     s3_endpoint_url: str = ""
     s3_bucket: str = ""
@@ -71,6 +72,7 @@ class NodeConfig:
             pod_id=env.get("POD_ID") or socket.gethostname(),
             host=env.get("HOST", "0.0.0.0"),  # noqa: S104
             port=_int(env, "PORT", 8000, minimum=0),
+            internal_port=_int(env, "INTERNAL_PORT", 8001, minimum=0),
             object_store_root=Path(store_root) if store_root and not s3_endpoint else None,
             s3_endpoint_url=s3_endpoint,
             s3_bucket=env.get("S3_BUCKET", "percolate"),  # the platform's default bucket too
@@ -85,6 +87,8 @@ class NodeConfig:
             recent_messages_in_blob=_int(env, "PERCOLATE_BLOB_RECENT_MESSAGES", 50, minimum=1),
             token_delay_seconds=_float(env, "PERCOLATE_TOKEN_DELAY_MS", 0.0) / 1000.0,
         )
+        if cfg.port and cfg.port == cfg.internal_port:
+            raise ConfigError("PORT and INTERNAL_PORT must differ: the internal API has a listener of its own")
         return cfg
 
 

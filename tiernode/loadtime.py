@@ -23,6 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
+from percolate_platform.pod_credentials import proxy_credential
 from tiernode.store import TenantStore
 
 TOKEN = "loadtime-service-token-000"
@@ -73,6 +74,12 @@ def build_tenant(root: Path, tenant_id: uuid.UUID, megabytes: int) -> tuple[int,
     return n, size, time.perf_counter() - started
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _call(port: int, method: str, path: str, body: dict | None = None, headers: dict | None = None) -> tuple:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
@@ -98,9 +105,7 @@ def main() -> int:
         n, size, secs = build_tenant(data_root, tid, mb)
         print(f"built {mb:>4} MB tenant: {n} messages, {size / 2**20:.1f} MiB on disk, in {secs:.1f}s")
         tenants.append((mb, tid, size))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port, public_port = _free_port(), _free_port()
     env = {
         **os.environ,
         "PERCOLATE_TENANT_TIER": "A",
@@ -108,7 +113,8 @@ def main() -> int:
         "OBJECT_STORE_ROOT": str(objects),
         "PLATFORM_URL": "",
         "PLATFORM_SERVICE_TOKEN": TOKEN,
-        "PORT": str(port),
+        "PORT": str(public_port),
+        "INTERNAL_PORT": str(port),
         "HOST": "127.0.0.1",
         "LOG_LEVEL": "warning",
     }
@@ -134,11 +140,11 @@ def main() -> int:
                 loads.append(json.loads(body)["load_seconds"])
                 t0 = time.perf_counter()
                 status, _ = _call(
-                    port,
+                    public_port,
                     "POST",
                     "/v1/chat/completions",
                     {"messages": [{"role": "user", "content": "hello"}]},
-                    {"x-percolate-tenant": str(tid)},
+                    {"x-percolate-tenant": str(tid), "authorization": f"Bearer {proxy_credential(TOKEN)}"},
                 )
                 chats.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()

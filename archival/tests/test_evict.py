@@ -18,6 +18,7 @@ from django.conf import settings
 from archival import rocks, services
 from archival.models import ArchivalJob, JobStatus
 from archival.selectors import tenant_data_dir
+from percolate_platform.pod_credentials import proxy_credential
 from tenants.audit import Actor
 from tenants.models import AuditLog, State, TenantState
 from tenants.services import tenant_state_transition
@@ -36,12 +37,14 @@ class TierNode:
     """A real tier node subprocess on the test's data root; no PLATFORM_URL, so it sends no reports."""
 
     def __init__(self, data_root: Path, objects: Path) -> None:
-        self.port = _free_port()
+        self.port = _free_port()  # the internal listener: the pod's address in tenant state, where workers call
+        self.public_port = _free_port()
         self.pod_id = f"127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("S3_") and k != "PLATFORM_URL"}
         env.update(
             PERCOLATE_TENANT_TIER="B",
-            PORT=str(self.port),
+            PORT=str(self.public_port),
+            INTERNAL_PORT=str(self.port),
             HOST="127.0.0.1",
             POD_ID=self.pod_id,
             TENANT_DATA_ROOT=str(data_root),
@@ -61,13 +64,16 @@ class TierNode:
             except OSError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()  # before reading: a live process never ends its output
                 out = self.proc.stdout.read().decode() if self.proc.stdout else ""
                 self.stop()
                 pytest.fail(f"tier node did not become ready:\n{out}")
             time.sleep(0.05)
 
-    def call(self, method: str, path: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+    def call(
+        self, method: str, path: str, body: dict | None = None, headers: dict | None = None, *, port: int = 0
+    ) -> tuple[int, dict]:
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=10)
         try:
             hdrs = {
                 "authorization": f"Bearer {settings.PLATFORM_SERVICE_TOKEN}",
@@ -83,8 +89,12 @@ class TierNode:
 
     def chat(self, tenant_id: uuid.UUID, generation: int, text: str) -> None:
         body = {"model": "m", "messages": [{"role": "user", "content": text}]}
-        headers = {"x-percolate-tenant": str(tenant_id), "x-percolate-generation": str(generation)}
-        status, doc = self.call("POST", "/v1/chat/completions", body, headers)
+        headers = {
+            "x-percolate-tenant": str(tenant_id),
+            "x-percolate-generation": str(generation),
+            "authorization": f"Bearer {proxy_credential(settings.PLATFORM_SERVICE_TOKEN)}",
+        }
+        status, doc = self.call("POST", "/v1/chat/completions", body, headers, port=self.public_port)
         assert status == 200, doc
 
     def states(self) -> dict[str, str]:

@@ -6,7 +6,7 @@ from bench.sse_client import SseClient, chat_request, has_text, parse_head
 
 ROLE = b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'
 TEXT = b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
-WARMING = b'event: percolate.status\ndata: {"status":"warming"}\n\n'
+WARMING = b': percolate.status {"status":"warming"}\n\n'
 
 
 def test_request_head_and_parsing() -> None:

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import jwt
 import pytest
@@ -43,6 +44,7 @@ async def call(
     observe: Callable[[dict[str, Any]], None] | None = None,
     http_version: str | None = None,
     received: list[dict[str, Any]] | None = None,
+    query_string: bytes = b"",
 ) -> Reply:
     """One HTTP request through the ASGI app, like an ASGI server would deliver it. `reply` fills in while the
     response streams (for callers that run this in the background); `observe` sees every message sent."""
@@ -76,9 +78,9 @@ async def call(
     scope = {
         "type": "http",
         "method": method,
-        "path": path,
+        "path": unquote(path),  # as a server decodes it; raw_path is what the client sent
         "raw_path": path.encode(),
-        "query_string": b"",
+        "query_string": query_string,
         "headers": [(k.lower(), v) for k, v in headers],
         "client": ("198.51.100.9", 5000),
         "scheme": "http",
@@ -88,6 +90,15 @@ async def call(
     await app(scope, receive, send)
     gone.set()  # the server closes the connection: any disconnect watcher ends
     return reply
+
+
+CHAT_PATH = "/v1/chat/completions"
+CHAT_BODY = b'{"model": "percolate-reference", "messages": [{"role": "user", "content": "hi"}]}'
+
+
+async def chat(app: Any, *, headers: list[tuple[bytes, bytes]] = (), body: bytes = CHAT_BODY, **kwargs: Any) -> Reply:  # type: ignore[assignment]
+    """A chat request, the one route the gateway forwards to a pod."""
+    return await call(app, "POST", CHAT_PATH, headers=headers, body=[body], **kwargs)
 
 
 class Upstream:
@@ -138,7 +149,7 @@ def device_keys() -> tuple[Ed25519PrivateKey, str, str]:
 
 def device_token(device_id: uuid.UUID, private: Ed25519PrivateKey, tenant_id: uuid.UUID, **claims: Any) -> str:
     now = int(time.time())
-    payload = {"sub": str(tenant_id), "aud": AUDIENCE, "iat": now, "exp": now + 300, **claims}
+    payload = {"sub": str(tenant_id), "aud": AUDIENCE, "iss": str(device_id), "iat": now, "exp": now + 300, **claims}
     return jwt.encode(payload, private, algorithm="EdDSA", headers={"kid": str(device_id)})
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 import uuid
 from typing import Any
 
@@ -11,7 +12,8 @@ from aiohttp import web
 from gateway import metrics
 from gateway.app import Gateway
 from gateway.hashing import ranked_pods
-from gateway.tests.conftest import Upstream, bearer, call, device_keys, device_token
+from gateway.tests.conftest import CHAT_PATH, Upstream, bearer, call, chat, device_keys, device_token
+from percolate_platform.pod_credentials import proxy_credential
 from tenants.device_services import device_register
 from tenants.services import tenant_suspend
 
@@ -51,22 +53,20 @@ def test_a_known_caller_still_meets_revocation_suspension_and_the_named_tenant(
 
     async def scenario(gateway: Gateway) -> None:
         for _ in range(2):  # the second request is answered from the caller cache
-            assert (await call(gateway, "GET", "/v1/models", headers=[device_auth])).status == 200
+            assert (await chat(gateway, headers=[device_auth])).status == 200
         assert gateway.auth.callers.get(device_auth[1]) is not None
-        named_other = await call(
-            gateway, "GET", "/v1/models", headers=[device_auth, (b"x-percolate-tenant", str(other.id).encode())]
-        )
+        named_other = await chat(gateway, headers=[device_auth, (b"x-percolate-tenant", str(other.id).encode())])
         assert named_other.status == 403 and b"another tenant" in named_other.body
         await asyncio.to_thread(device_revoke, device_id=device.id, actor=actor)
         gateway.devices.invalidate(device.id)  # what the pub/sub listener does
-        revoked = await call(gateway, "GET", "/v1/models", headers=[device_auth])
+        revoked = await chat(gateway, headers=[device_auth])
         assert revoked.status == 403 and b"revoked" in revoked.body
 
         platform_auth = bearer(owner.id)
-        assert (await call(gateway, "GET", "/v1/models", headers=[platform_auth])).status == 200
+        assert (await chat(gateway, headers=[platform_auth])).status == 200
         await asyncio.to_thread(tenant_suspend, tenant_id=owner.id, actor=actor)
         gateway.routes.invalidate(owner.id)
-        suspended = await call(gateway, "GET", "/v1/models", headers=[platform_auth])
+        suspended = await chat(gateway, headers=[platform_auth])
         assert suspended.status == 403 and b"suspended" in suspended.body
         assert len(pod.seen) == 3
 
@@ -90,15 +90,16 @@ def test_routes_to_the_tenants_tier_and_sets_gateway_headers(gateway_settings, m
         )
         assert reply.status == 200, reply.body
         assert json.loads(reply.body)["tenant"] == str(tenant_b.id)
-        assert b"x-hop" not in reply.headers and reply.headers[b"x-node"] == b"n1"
+        assert b"x-hop" not in reply.headers and b"x-node" not in reply.headers  # not on the response allow-list
         assert reply.headers[b"x-request-id"] == b"req-123"
         assert reply.headers[b"x-percolate-route"].startswith(b"B/")
         seen = b_pod.seen[0]
-        assert seen.headers["Authorization"] == f"Bearer {gateway_settings.PLATFORM_SERVICE_TOKEN}"
+        # The pod's public listener sees the proxy credential, never the service credential of its internal API.
+        assert seen.headers["Authorization"] == f"Bearer {proxy_credential(gateway_settings.PLATFORM_SERVICE_TOKEN)}"
         assert seen.headers["X-Forwarded-For"] == "198.51.100.9"
         assert "X-Evil" not in seen.headers and seen.headers["X-Percolate-Generation"] == "1"
         assert b_pod.bodies[0] == b'{"messages": []}'
-        reply = await call(gateway, "GET", "/v1/models", headers=[bearer(tenant_c.id)])
+        reply = await chat(gateway, headers=[bearer(tenant_c.id)])
         assert reply.status == 200 and len(c_pod.seen) == 1 and len(b_pod.seen) == 1
 
         def lookups(result: str) -> float:
@@ -106,7 +107,7 @@ def test_routes_to_the_tenants_tier_and_sets_gateway_headers(gateway_settings, m
             return metrics.registry.get_sample_value("percolate_gateway_cache_lookups_total", labels) or 0.0
 
         hits, misses = lookups("hit"), lookups("miss")
-        assert (await call(gateway, "GET", "/v1/models", headers=[bearer(tenant_c.id)])).status == 200
+        assert (await chat(gateway, headers=[bearer(tenant_c.id)])).status == 200
         assert (lookups("hit"), lookups("miss")) == (hits + 1, misses)  # the route came from the cache
         assert b"percolate_gateway_cache_lookups_total" in (await call(gateway, "GET", "/metrics")).body
 
@@ -135,19 +136,17 @@ def test_outsiders_are_refused_with_json_errors(gateway_settings, make_tenant, a
             ([bearer(owner.id), (b"x-percolate-tenant", str(other.id).encode())], 403),
         ]
         for headers, status in cases:
-            reply = await call(gateway, "GET", "/v1/models", headers=headers)
+            reply = await chat(gateway, headers=headers)
             assert reply.status == status, (headers, reply.body)
             assert set(json.loads(reply.body)["error"]) == {"code", "message"}
-        ok = await call(
+        ok = await chat(
             gateway,
-            "GET",
-            "/v1/models",
             headers=[(b"authorization", f"Bearer {device_token(device.id, private, owner.id)}".encode())],
         )
         assert ok.status == 200
         await asyncio.to_thread(tenant_suspend, tenant_id=owner.id, actor=actor)
         gateway.routes.invalidate(owner.id)
-        reply = await call(gateway, "GET", "/v1/models", headers=[bearer(owner.id)])
+        reply = await chat(gateway, headers=[bearer(owner.id)])
         assert reply.status == 403 and b"suspended" in reply.body
         assert len(pod.seen) == 1
 
@@ -181,10 +180,10 @@ def test_no_pods_is_503_and_dead_pod_is_502(gateway_settings, make_tenant) -> No
     tenant = make_tenant()
 
     async def scenario(gateway: Gateway) -> None:
-        reply = await call(gateway, "GET", "/v1/models", headers=[bearer(tenant.id)])
+        reply = await chat(gateway, headers=[bearer(tenant.id)])
         assert reply.status == 503 and reply.headers[b"retry-after"] == b"5"
         gateway.discovery.pods("B").pods = ("127.0.0.1:1",)
-        reply = await call(gateway, "GET", "/v1/models", headers=[bearer(tenant.id)])
+        reply = await chat(gateway, headers=[bearer(tenant.id)])
         assert reply.status == 502 and json.loads(reply.body)["error"]["code"] == "upstream_unavailable"
 
     run(_with_gateway(gateway_settings, {}, scenario))
@@ -213,9 +212,7 @@ def test_sse_streams_through_unbuffered_and_a_disconnect_closes_the_upstream(gat
 
         pod = Upstream(sse)
         gateway.discovery.pods("B").pods = (await pod.start(),)
-        reply = await asyncio.wait_for(
-            call(gateway, "GET", "/v1/stream", headers=[bearer(tenant.id)], disconnect_after_chunks=3), 10
-        )
+        reply = await asyncio.wait_for(chat(gateway, headers=[bearer(tenant.id)], disconnect_after_chunks=3), 10)
         assert reply.status == 200 and reply.chunks[0] == b"data: 0\n\n"
         await asyncio.wait_for(closed.wait(), 5)
         await pod.stop()
@@ -251,7 +248,7 @@ def test_an_http1_request_without_framing_is_forwarded_without_reading_a_body(ga
 
     async def scenario(gateway: Gateway) -> None:
         read: list[dict[str, Any]] = []
-        reply = await call(gateway, "GET", "/v1/models", headers=[bearer(tenant.id)], http_version="1.1", received=read)
+        reply = await call(gateway, "POST", CHAT_PATH, headers=[bearer(tenant.id)], http_version="1.1", received=read)
         assert reply.status == 200 and read == [] and pod.bodies == [b""]
         # HTTP/2 frames a body without Content-Length: it is read and forwarded
         reply = await call(
@@ -269,7 +266,7 @@ def test_body_over_the_limit_while_streaming_is_413(gateway_settings, make_tenan
 
     async def scenario(gateway: Gateway) -> None:
         chunks = [b"x" * 30_000] * 5
-        reply = await call(gateway, "POST", "/v1/upload", headers=[bearer(tenant.id)], body=chunks)
+        reply = await call(gateway, "POST", CHAT_PATH, headers=[bearer(tenant.id)], body=chunks)
         assert reply.status == 413
 
     run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
@@ -286,11 +283,11 @@ def test_rate_limit_isolates_a_noisy_tenant(gateway_settings, make_tenant) -> No
     pod = Upstream()
 
     async def scenario(gateway: Gateway) -> None:
-        statuses = [(await call(gateway, "GET", "/v1/models", headers=[bearer(noisy.id)])).status for _ in range(6)]
+        statuses = [(await chat(gateway, headers=[bearer(noisy.id)])).status for _ in range(6)]
         assert statuses.count(200) == 2 and statuses.count(429) == 4
-        refused = await call(gateway, "GET", "/v1/models", headers=[bearer(noisy.id)])
+        refused = await chat(gateway, headers=[bearer(noisy.id)])
         assert int(refused.headers[b"retry-after"]) >= 1
-        assert (await call(gateway, "GET", "/v1/models", headers=[bearer(quiet.id)])).status == 200
+        assert (await chat(gateway, headers=[bearer(quiet.id)])).status == 200
 
     run(_with_gateway(gateway_settings, {"C": [pod]}, scenario))
 
@@ -316,7 +313,7 @@ def test_readyz_is_503_without_pods(gateway_settings) -> None:  # type: ignore[n
 
 def test_unknown_tenant_token_is_403(gateway_settings) -> None:  # type: ignore[no-untyped-def]
     async def scenario(gateway: Gateway) -> None:
-        assert (await call(gateway, "GET", "/v1/models", headers=[bearer(uuid.uuid4())])).status == 403
+        assert (await chat(gateway, headers=[bearer(uuid.uuid4())])).status == 403
 
     run(_with_gateway(gateway_settings, {}, scenario))
 
@@ -334,3 +331,151 @@ def test_the_garbage_collector_is_settled_after_start_up() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+INTERNAL_SPELLINGS = [
+    "/internal/tenants",
+    "/internal/warm/{other}",
+    "/internal/evict/{other}",
+    "/internal/deliver/{other}",
+    "/%69nternal/tenants",
+    "/%2569nternal/tenants",
+    "/internal%2Ftenants",
+    "/internal/%74enants",
+    "//internal/tenants",
+    "/./internal/tenants",
+    "/v1/../internal/tenants",
+    "/v1/%2E%2E/internal/tenants",
+    "/v1/chat/completions/../../../internal/tenants",
+    "/INTERNAL/tenants",
+    "/internal/tenants/",
+    "/internal/tenants;x",
+    "/v1/chat/completions/",
+    "/v1/chat/completions%2F",
+    "/v1/chat//completions",
+    "/v1/chat/%63ompletions",
+    "/V1/chat/completions",
+    "/v1/chat/completions/../../internal/evict/{other}",
+    "/v1/models/../../internal/tenants",
+    "/metrics/../internal/tenants",
+    "/",
+    "/v1/embeddings",
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
+def test_no_spelling_of_a_path_off_the_allow_list_reaches_a_pod(gateway_settings, make_tenant, method) -> None:  # type: ignore[no-untyped-def]
+    """An attacker with a valid account tries every internal route of its pod, and every encoding of them."""
+    tenant, other = make_tenant(), make_tenant()
+    pod = Upstream()
+
+    async def scenario(gateway: Gateway) -> None:
+        for spelling in INTERNAL_SPELLINGS:
+            raw = spelling.format(other=other.id)
+            reply = await call(gateway, method, raw, headers=[bearer(tenant.id)], body=[b'{"generation": 1}'])
+            assert reply.status == 404, (raw, reply.status)
+            assert json.loads(reply.body)["error"]["code"] == "not_found"
+        assert pod.seen == []
+
+    run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
+
+
+def test_a_listed_path_with_another_method_is_405_and_unforwarded(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    tenant = make_tenant()
+    pod = Upstream()
+
+    async def scenario(gateway: Gateway) -> None:
+        reply = await call(gateway, "GET", CHAT_PATH, headers=[bearer(tenant.id)])
+        assert reply.status == 405 and reply.headers[b"allow"] == b"POST"
+        assert json.loads(reply.body)["error"]["code"] == "method_not_allowed"
+        reply = await call(gateway, "DELETE", "/v1/models", headers=[bearer(tenant.id)])
+        assert reply.status == 405
+        assert pod.seen == []
+
+    run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
+
+
+def test_the_query_string_is_forwarded_as_given_and_a_forged_one_refused(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    tenant = make_tenant()
+    pod = Upstream()
+
+    async def scenario(gateway: Gateway) -> None:
+        reply = await chat(gateway, headers=[bearer(tenant.id)], query_string=b"api-version=2024-10-21&x=%2F")
+        assert reply.status == 200
+        assert pod.seen[-1].raw_path == "/v1/chat/completions?api-version=2024-10-21&x=%2F"
+        for forged in (b"a b", b"a\r\nx-evil: 1", b"a#frag", b"a\x00b", "é".encode()):
+            reply = await chat(gateway, headers=[bearer(tenant.id)], query_string=forged)
+            assert reply.status == 400, forged
+        assert len(pod.seen) == 1
+
+    run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
+
+
+def test_a_pod_that_refuses_the_gateways_credential_is_a_502_not_the_clients_401(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    tenant = make_tenant()
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"error": {"code": "unauthorized", "message": "no"}}, status=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    async def scenario(gateway: Gateway) -> None:
+        reply = await chat(gateway, headers=[bearer(tenant.id)])
+        assert reply.status == 502 and json.loads(reply.body)["error"]["code"] == "upstream_refused"
+        assert b"www-authenticate" not in reply.headers
+
+    run(_with_gateway(gateway_settings, {"B": [Upstream(refuse)]}, scenario))
+
+
+def test_models_lists_the_callers_tier_models_without_reaching_a_pod(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    tenant_a, tenant_c = make_tenant(tier="A"), make_tenant(tier="C")
+    policy = gateway_settings.TIER_POLICY
+    gateway_settings.TIER_POLICY = {**policy, "A": replace(policy["A"], models=("percolate-large", "percolate-small"))}
+    pod = Upstream()
+
+    async def scenario(gateway: Gateway) -> None:
+        reply = await call(gateway, "GET", "/v1/models", headers=[bearer(tenant_a.id)])
+        assert reply.status == 200 and reply.headers[b"content-type"] == b"application/json"
+        doc = json.loads(reply.body)
+        assert doc["object"] == "list"
+        assert [(m["id"], m["object"], m["owned_by"]) for m in doc["data"]] == [
+            ("percolate-large", "model", "percolate"),
+            ("percolate-small", "model", "percolate"),
+        ]
+        reply = await call(gateway, "GET", "/v1/models", headers=[bearer(tenant_c.id)])
+        assert [m["id"] for m in json.loads(reply.body)["data"]] == ["percolate-reference"]
+        assert (await call(gateway, "GET", "/v1/models")).status == 401
+        assert pod.seen == []
+
+    run(_with_gateway(gateway_settings, {"A": [pod], "C": [pod]}, scenario))
+
+
+def test_a_client_that_leaves_before_the_pod_answers_frees_the_pod_at_once(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    """Not after the 30 s response-header timeout: the pod's connection is closed within a fraction of a second."""
+    tenant = make_tenant()
+
+    async def scenario(gateway: Gateway) -> None:
+        pod_saw_close = asyncio.Event()
+
+        async def stall(request: web.Request) -> web.Response:
+            for _ in range(1500):  # never answers; watches its connection instead
+                if request.transport is None or request.transport.is_closing():
+                    pod_saw_close.set()
+                    break
+                await asyncio.sleep(0.02)
+            return web.Response()
+
+        pod = Upstream(stall)
+        gateway.discovery.pods("B").pods = (await pod.start(),)
+        gone = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.3, gone.set)
+        started = time.monotonic()
+        reply = await asyncio.wait_for(chat(gateway, headers=[bearer(tenant.id)], client_gone=gone), 10)
+        assert reply.status == 0  # nobody to answer
+        await asyncio.wait_for(pod_saw_close.wait(), 3)
+        assert time.monotonic() - started < 3
+        await pod.stop()
+
+    run(_with_gateway(gateway_settings, {}, scenario))

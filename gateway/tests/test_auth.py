@@ -47,7 +47,7 @@ def _device(tenant: Tenant, actor: Actor) -> tuple[uuid.UUID, Ed25519PrivateKey]
 
 def _device_token(device_id: uuid.UUID, private: Ed25519PrivateKey, tenant_id: uuid.UUID, **over: object) -> str:
     now = int(time.time())
-    claims = {"sub": str(tenant_id), "aud": AUDIENCE, "iat": now, "exp": now + 300, **over}
+    claims = {"sub": str(tenant_id), "aud": AUDIENCE, "iss": str(device_id), "iat": now, "exp": now + 300, **over}
     return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": str(device_id)})
 
 
@@ -92,6 +92,23 @@ def test_no_token_malformed_and_expired_are_401(tenant: Tenant, actor: Actor) ->
     expired = _device_token(device_id, private, tenant.id, iat=int(time.time()) - 4000, exp=int(time.time()) - 3000)
     assert "expired" in _rejected(401, lambda: _auth(expired))
     _rejected(401, lambda: _auth(_device_token(uuid.uuid4(), private, tenant.id)))  # unknown key
+
+
+@pytest.mark.parametrize("issuer", ["percolate-platform", "someone-else", ""])
+def test_a_device_token_issued_by_anyone_but_the_device_is_401(tenant: Tenant, actor: Actor, issuer) -> None:  # type: ignore[no-untyped-def]
+    device_id, private = _device(tenant, actor)
+    token = _device_token(device_id, private, tenant.id, iss=issuer)
+    _rejected(401, lambda: _auth(token))
+    other_device, _ = _device(tenant, actor)  # another device of the same tenant is not this token's issuer either
+    _rejected(401, lambda: _auth(_device_token(device_id, private, tenant.id, iss=str(other_device))))
+
+
+def test_a_device_token_without_an_issuer_is_401(tenant: Tenant, actor: Actor) -> None:
+    device_id, private = _device(tenant, actor)
+    now = int(time.time())
+    claims = {"sub": str(tenant.id), "aud": AUDIENCE, "iat": now, "exp": now + 300}
+    token = jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": str(device_id)})
+    _rejected(401, lambda: _auth(token))
 
 
 def test_token_signed_by_another_key_is_401(tenant: Tenant, actor: Actor) -> None:

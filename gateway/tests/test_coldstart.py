@@ -1,8 +1,9 @@
-"""The cold path end to end: real tenants and keys in PostgreSQL, real Redis, a real tier node (tiernode's ASGI app
-served by uvicorn on a loopback port, in the test's event loop) and sealed blobs in a real object store.
+"""The cold path end to end: real tenants and keys in PostgreSQL, real Redis, a real tier node (tiernode's two ASGI
+apps served by uvicorn on two loopback ports, in the test's event loop) and sealed blobs in a real object store.
 
-The node is wrapped by a gate on `/internal/warm`, so a test decides when the warm finishes and asserts what the
-client had received by then: ordering by recorded events, never by timing. Every scenario runs under a deadline.
+The node's internal listener is wrapped by a gate on `/internal/warm`, so a test decides when the warm finishes and
+asserts what the client had received by then: ordering by recorded events, never by timing. Every scenario runs under
+a deadline.
 """
 
 import asyncio
@@ -51,11 +52,18 @@ class Node:
         self.fail_warm = False
         self.warms = 0
         self.log = log
-        self.server: uvicorn.Server | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.address = ""
+        self.servers: list[uvicorn.Server] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.address = ""  # the static pod entry: public address / internal port
+        self.internal_address = ""
+        self.chats: list[dict[str, Any]] = []  # the scope of every chat request that reached the public listener
 
-    async def asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def public(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.chats.append(scope)
+        await self.app.public(scope, receive, send)
+
+    async def internal(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/internal/warm/"):
             self.warms += 1
             self.log.append("warm:start")
@@ -68,28 +76,35 @@ class Node:
                 )
                 await send({"type": "http.response.body", "body": body})
                 return
-            await self.app(scope, receive, send)
+            await self.app.internal(scope, receive, send)
             self.log.append("warm:done")
             return
-        await self.app(scope, receive, send)
+        await self.app.internal(scope, receive, send)
+
+    async def _serve(self, app: Any) -> int:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(app, interface="asgi3", lifespan="off", log_level="warning", access_log=False)
+        server = uvicorn.Server(config)
+        self.servers.append(server)
+        self.tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        return int(sock.getsockname()[1])
 
     async def start(self) -> str:
         await self.app.startup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(self.asgi, interface="asgi3", lifespan="off", log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.task = asyncio.create_task(self.server.serve(sockets=[sock]))
-        while not self.server.started:
-            await asyncio.sleep(0.01)
+        public, internal = await self._serve(self.public), await self._serve(self.internal)
+        self.internal_address = f"127.0.0.1:{internal}"
+        self.address = f"127.0.0.1:{public}/{internal}"
         return self.address
 
     async def stop(self) -> None:
         self.gate.set()
-        if self.server is not None and self.task is not None:
-            self.server.should_exit = True
-            await self.task
+        for server in self.servers:
+            server.should_exit = True
+        for task in self.tasks:
+            await task
         await self.app.shutdown()
 
     def messages(self, tenant_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -159,7 +174,14 @@ def chat_body(text: str, *, stream: bool = True) -> bytes:
 
 
 def start_call(
-    gateway: Gateway, tenant_id: uuid.UUID, text: str, log: list[str], *, request_id: str = "", stream: bool = True
+    gateway: Gateway,
+    tenant_id: uuid.UUID,
+    text: str,
+    log: list[str],
+    *,
+    request_id: str = "",
+    stream: bool = True,
+    query_string: bytes = b"",
 ) -> tuple["asyncio.Task[Reply]", Reply]:
     """A chat request through the gateway in the background; its reply fills in (and logs) as it streams."""
     reply = Reply(0, {})
@@ -181,21 +203,22 @@ def start_call(
         body=[chat_body(text, stream=stream)],
         reply=reply,
         observe=observe,
+        query_string=query_string,
     )
     return asyncio.ensure_future(request), reply
 
 
 def sse(reply: Reply) -> list[tuple[str, str]]:
-    """(event name, data) pairs of an SSE body."""
+    """(kind, text) pairs of an SSE body: ("comment", ...) for comment lines, ("message", data) for data lines. A
+    named event, which the OpenAI SDKs would parse into a chunk, fails the test."""
     out = []
     for frame in reply.body.decode().strip().split("\n\n"):
-        name, data = "message", ""
         for line in frame.split("\n"):
-            if line.startswith("event: "):
-                name = line[7:]
+            assert not line.startswith("event:"), f"a named event reached an OpenAI client: {frame!r}"
+            if line.startswith(": "):
+                out.append(("comment", line[2:]))
             elif line.startswith("data: "):
-                data = line[6:]
-        out.append((name, data))
+                out.append(("message", line[6:]))
     return out
 
 
@@ -227,7 +250,7 @@ def test_blob_answer_streams_before_the_warm_finishes_then_the_message_is_stored
         assert "warm:done" not in log  # the whole answer is out while the pod still warms
         assert reply.status == 200 and reply.headers[b"x-percolate-cold-start"] == b"blob"
         events = sse(reply)
-        assert events[0] == ("percolate.status", '{"status":"warming","cold_start":"blob"}')
+        assert events[0] == ("comment", 'percolate.status {"status":"warming","cold_start":"blob"}')
         chunks = [json.loads(d) for name, d in events[1:]]
         assert all(c["percolate"] == {"cold_start": "blob"} for c in chunks)
         answer = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
@@ -236,7 +259,7 @@ def test_blob_answer_streams_before_the_warm_finishes_then_the_message_is_stored
         await task
         assert log.index("warm:done") < len(log)
         tail = sse(reply)[-2:]
-        assert tail[0][0] == "percolate.status" and json.loads(tail[0][1])["status"] == "delivered"
+        assert tail[0] == ("comment", 'percolate.status {"status":"delivered","request_id":"req-cold-1"}')
         assert tail[1] == ("message", "[DONE]")
         stored = node.messages(tenant.id)
         assert [(m["role"], m["content"]) for m in stored] == [
@@ -268,7 +291,8 @@ def test_fifty_concurrent_cold_requests_share_one_warm_and_each_message_is_store
         node.gate.set()
         await asyncio.gather(*(task for task, _ in calls))
         for _, reply in calls:
-            assert json.loads(sse(reply)[-2][1])["status"] == "delivered"
+            kind, text = sse(reply)[-2]
+            assert kind == "comment" and json.loads(text.removeprefix("percolate.status "))["status"] == "delivered"
         users = [m["content"] for m in node.messages(tenant.id) if m["role"] == "user"]
         assert sorted(users) == sorted(f"message {i}" for i in range(50))  # 50 distinct, each once
         assert users == [f"message {i}" for i in range(50)]  # and in arrival order
@@ -276,7 +300,7 @@ def test_fifty_concurrent_cold_requests_share_one_warm_and_each_message_is_store
         route = await gateway.routes.get(tenant.id)
         assert route is not None
         again = await gateway.cold._post_delivery(
-            node.address, route, "r-7", [{"role": "user", "content": "message 7"}], "x"
+            node.address.partition("/")[0], route, "r-7", [{"role": "user", "content": "message 7"}], "x"
         )
         assert again is None
         users = [m["content"] for m in node.messages(tenant.id) if m["role"] == "user"]
@@ -305,7 +329,7 @@ def test_without_a_usable_blob_the_request_waits_for_the_pods_real_answer(
         task, reply = start_call(gateway, tenant.id, "hello there", log)
         await until(lambda: len(reply.chunks) >= 1)
         assert reply.headers[b"x-percolate-cold-start"] == b"wait"
-        assert sse(reply) == [("percolate.status", '{"status":"warming","cold_start":"wait"}')]
+        assert sse(reply) == [("comment", 'percolate.status {"status":"warming","cold_start":"wait"}')]
         node.gate.set()
         await task
         events = sse(reply)
@@ -317,6 +341,28 @@ def test_without_a_usable_blob_the_request_waits_for_the_pods_real_answer(
         assert tenant.id not in gateway.cold.blobs
         invalid = sample("percolate_gateway_blob_cache_lookups_total", result="invalid") - invalid_before
         assert invalid == (0 if blob == "missing" else 1)
+
+    asyncio.run(_scenario(cold_settings, tmp_path, body))
+
+
+def test_the_wait_path_forwards_the_request_exactly_as_the_hot_path_does(cold_settings, make_tenant, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Same target, query string and headers on both paths (the cold path used to drop `?api-version=...`)."""
+    tenant = make_tenant()
+    query = b"api-version=2024-10-21"
+
+    async def body(gateway: Gateway, node: Node, log: list[str]) -> None:
+        task, _ = start_call(gateway, tenant.id, "first", log, request_id="cold-1", query_string=query)
+        assert (await task).status == 200
+        task, reply = start_call(gateway, tenant.id, "second", log, request_id="hot-1", query_string=query)
+        assert (await task).status == 200 and b"x-percolate-cold-start" not in reply.headers  # the hot path
+        cold, hot = node.chats
+        assert cold["raw_path"] == hot["raw_path"] == b"/v1/chat/completions"
+        assert cold["query_string"] == hot["query_string"] == query
+
+        def forwarded(scope: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+            return sorted((k, v) for k, v in scope["headers"] if k not in (b"x-request-id", b"content-length"))
+
+        assert forwarded(cold) == forwarded(hot)
 
     asyncio.run(_scenario(cold_settings, tmp_path, body))
 
@@ -360,7 +406,7 @@ def test_queue_overflow_and_a_failed_warm_end_every_request_cleanly(cold_setting
         await asyncio.gather(*(t for t, _ in first))
         for _, reply in first:
             name, data = sse(reply)[-1]
-            assert name == "percolate.error" and json.loads(data)["error"]["code"] == "warm_failed"
+            assert name == "message" and json.loads(data)["error"]["code"] == "warm_failed"
         assert node.warms == 1 and gateway.cold.warmer.depth(tenant.id) == 0
 
     asyncio.run(_scenario(cold_settings, tmp_path, body))
@@ -414,8 +460,9 @@ def test_an_archived_tenant_triggers_exactly_one_restore_and_gets_the_blob_meanw
         await asyncio.gather(*(t for t, _ in many))
         for _, reply in many:
             assert reply.status == 200 and reply.headers[b"x-percolate-cold-start"] == b"blob"
-            last_status = json.loads(sse(reply)[-2][1])
-            assert last_status == {"status": "restoring", "delivered": False, "retry_after": 30}
+            kind, text = sse(reply)[-2]
+            last_status = json.loads(text.removeprefix("percolate.status "))
+            assert kind == "comment" and last_status == {"status": "restoring", "delivered": False, "retry_after": 30}
         task, reply = start_call(gateway, bare.id, "no blob here", log)
         await task
         assert reply.status == 503 and reply.headers[b"retry-after"] == b"30"

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 import uvloop
 
-from gateway.h1client import HIGH_WATER, StaleConnection, UpstreamConnectError, UpstreamError
+from gateway.h1client import (
+    HIGH_WATER,
+    ClientGone,
+    HeadLimits,
+    StaleConnection,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamHeadersTooLarge,
+)
 from gateway.h1pool import H1Pool, request_head
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -41,7 +49,7 @@ async def serve(handler: Handler) -> tuple[asyncio.Server, str]:
 
 
 @contextlib.asynccontextmanager
-async def serving(handler: Handler, **pool_options: float) -> AsyncIterator[tuple[str, H1Pool]]:
+async def serving(handler: Handler, **pool_options: Any) -> AsyncIterator[tuple[str, H1Pool]]:
     """A scripted pod and a pool to reach it, both closed afterwards."""
     server, pod = await serve(handler)
     pool = H1Pool(connect_timeout=1, **pool_options)
@@ -304,3 +312,149 @@ def test_idle_connections_older_than_the_keepalive_are_not_reused(run) -> None: 
             assert len(connections) == 2
 
     run(scenario())
+
+
+def endless(piece: bytes, sent: list[int], closed: asyncio.Event, start: bytes = b"HTTP/1.1 200 OK\r\n") -> Handler:
+    """A pod that answers a head that never ends: `start`, then `piece` over and over, counting what it got out."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(start)
+        try:
+            for _ in range((64 << 20) // len(piece)):  # 64 MiB, as the pod of the issue sent
+                writer.write(piece)
+                sent[0] += len(piece)
+                await writer.drain()
+        except (ConnectionError, RuntimeError):
+            closed.set()
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        b"x" * 65536,  # one header line that never ends (1 MiB and on)
+        b"x-h: v\r\n" * 8192,  # thousands of headers
+        b"x-big: " + b"v" * 65536 + b"\r\n",  # header lines of 64 KiB each
+    ],
+    ids=["endless-line", "many-headers", "huge-lines"],
+)
+def test_an_answer_head_past_the_header_limits_is_dropped_unread(run, piece: bytes) -> None:  # type: ignore[no-untyped-def]
+    sent = [0]
+
+    async def scenario() -> None:
+        closed = asyncio.Event()
+        limits = HeadLimits(max_count=100, max_bytes=16 * 1024)
+        async with serving(endless(piece, sent, closed), head_limits=limits) as (pod, pool):
+            with pytest.raises(UpstreamHeadersTooLarge):
+                await pool.request(b"GET", pod, b"/", [], None, header_timeout=10)
+            await asyncio.wait_for(closed.wait(), 5)  # the connection was dropped: the pod can send no more
+            assert pool.idle_count(pod) == 0
+        # What the pod got out before the drop: the limit, one read, and the kernel's socket buffers at most.
+        assert sent[0] < 8 << 20
+
+    run(scenario())
+
+
+def test_endless_informational_answers_are_bounded_too(run) -> None:  # type: ignore[no-untyped-def]
+    sent = [0]
+
+    async def scenario() -> None:
+        closed = asyncio.Event()
+        informational = endless(b"HTTP/1.1 100 Continue\r\nx: y\r\n\r\n", sent, closed, start=b"")
+        async with serving(informational) as (pod, pool):
+            with pytest.raises(UpstreamError):
+                await pool.request(b"GET", pod, b"/", [], None, header_timeout=10)
+            await asyncio.wait_for(closed.wait(), 5)
+
+    run(scenario())
+
+
+def test_an_answer_head_within_the_limits_passes_with_its_body_in_the_same_read(run) -> None:  # type: ignore[no-untyped-def]
+    headers = b"".join(b"x-h%d: %s\r\n" % (i, b"v" * 100) for i in range(90))  # ~10 KiB, 90 headers
+    body = b"b" * 200_000
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n" + headers + b"content-length: %d\r\n\r\n" % len(body) + body)
+
+    async def scenario() -> None:
+        async with serving(handler, head_limits=HeadLimits(max_count=100, max_bytes=16 * 1024)) as (pod, pool):
+            response = await pool.request(b"GET", pod, b"/", [], None)
+            assert len(response.raw_headers) == 91 and await response.read(1) == body
+            response.release()
+
+    run(scenario())
+
+
+def test_a_client_that_leaves_before_the_answer_headers_frees_the_pod_connection_at_once(run) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> None:
+        pod_saw_close = asyncio.Event()
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+            await reader.read()  # never answers; returns when the gateway closes the connection
+            pod_saw_close.set()
+
+        gone = asyncio.Event()
+        async with serving(handler) as (pod, pool):
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.2, gone.set)
+            started = loop.time()
+            with pytest.raises(ClientGone):
+                await pool.request(b"POST", pod, b"/", [], b"{}", header_timeout=30, disconnected=gone.wait)
+            assert loop.time() - started < 2  # not the 30 s header timeout
+            await asyncio.wait_for(pod_saw_close.wait(), 2)
+            assert pool.idle_count(pod) == 0
+
+    run(scenario())
+
+
+def test_the_client_is_watched_only_once_a_streamed_body_has_been_sent(run) -> None:  # type: ignore[no-untyped-def]
+    """While the body is still being read from the client, the body reader owns the client's messages."""
+    watched_while_sending: list[bool] = []
+
+    async def scenario() -> None:
+        sending = True
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"0\r\n\r\n")
+            await asyncio.sleep(0.3)
+            writer.write(OK)
+
+        async def body():  # type: ignore[no-untyped-def]
+            nonlocal sending
+            for _ in range(3):
+                yield b"chunk"
+                await asyncio.sleep(0.1)
+            sending = False
+
+        async def disconnected() -> None:
+            watched_while_sending.append(sending)
+            await asyncio.Event().wait()
+
+        async with serving(handler) as (pod, pool):
+            response = await pool.request(b"POST", pod, b"/", [], body(), header_timeout=5, disconnected=disconnected)
+            assert response.status == 200
+            response.release()
+
+    run(scenario())
+    assert watched_while_sending == [False]
+
+
+def test_a_fast_answer_never_watches_the_client(run) -> None:  # type: ignore[no-untyped-def]
+    calls: list[int] = []
+
+    async def disconnected() -> None:
+        calls.append(1)
+
+    async def scenario() -> None:
+        async with serving(answer_ok_on_every_request([])) as (pod, pool):
+            for _ in range(20):
+                response = await pool.request(b"GET", pod, b"/", [], None, header_timeout=5, disconnected=disconnected)
+                await response.read(1)
+                response.release()
+
+    run(scenario())
+    assert calls == []

@@ -2,7 +2,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from gateway.tokens import platform_private_key, unverified_kid, verify
+from gateway.tokens import PLATFORM_ISSUER, platform_private_key, unverified_kid, verify
 from tenants.services import tenant_suspend
 
 
@@ -10,7 +10,12 @@ def test_issue_token_by_email_verifies_for_the_tenant(tenant, capsys) -> None:  
     call_command("issue_token", "OWNER@example.com", "--ttl", "60")
     token = capsys.readouterr().out.strip()
     assert unverified_kid(token) == "platform"
-    claims = verify(token, key=platform_private_key(settings.PLATFORM_MASTER_KEY).public_key(), kind="platform")
+    claims = verify(
+        token,
+        key=platform_private_key(settings.PLATFORM_MASTER_KEY).public_key(),
+        kind="platform",
+        issuer=PLATFORM_ISSUER,
+    )
     assert claims.tenant_id == tenant.id
 
 

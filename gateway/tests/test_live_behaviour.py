@@ -10,8 +10,9 @@ from aiohttp import WSMsgType, web
 from django.conf import settings
 
 from gateway.app import Gateway
-from gateway.tests.conftest import Upstream, bearer, call
+from gateway.tests.conftest import Upstream, bearer, call, chat
 from gateway.tests.test_app import _with_gateway, run
+from percolate_platform.pod_credentials import proxy_credential
 from tenants.events import CHANNEL
 from tenants.services import tenant_suspend
 
@@ -73,7 +74,7 @@ def test_a_websocket_conversation_through_the_gateway(gateway_settings, make_ten
 
         scope = {
             "type": "websocket",
-            "path": "/v1/ws",
+            "path": "/v1/realtime",
             "query_string": b"",
             "headers": [bearer(tenant.id)],
             "client": ("198.51.100.9", 1),
@@ -83,6 +84,7 @@ def test_a_websocket_conversation_through_the_gateway(gateway_settings, make_ten
         assert outbox[0]["type"] == "websocket.accept"
         assert [m["text"] for m in outbox if m["type"] == "websocket.send"] == ["echo:hi", "echo:there"]
         assert seen_headers["x-percolate-tenant"] == str(tenant.id)
+        assert seen_headers["authorization"] == f"Bearer {proxy_credential(settings.PLATFORM_SERVICE_TOKEN)}"
         await upstream.stop()
 
     run(_with_gateway(gateway_settings, {}, scenario))
@@ -99,10 +101,32 @@ def test_websocket_without_a_token_is_closed(gateway_settings) -> None:  # type:
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        await gateway({"type": "websocket", "path": "/", "headers": [], "query_string": b""}, receive, send)
+        await gateway({"type": "websocket", "path": "/v1/realtime", "headers": [], "query_string": b""}, receive, send)
         assert sent == [{"type": "websocket.close", "code": 4401}]
 
     run(_with_gateway(gateway_settings, {}, scenario))
+
+
+@pytest.mark.parametrize("raw", [b"/internal/tenants", b"/%69nternal/tenants", b"/v1/../internal/tenants", b"/"])
+def test_a_websocket_to_any_path_but_the_realtime_api_is_closed_unforwarded(gateway_settings, make_tenant, raw) -> None:  # type: ignore[no-untyped-def]
+    tenant = make_tenant()
+    pod = Upstream()
+
+    async def scenario(gateway: Gateway) -> None:
+        sent: list[dict[str, Any]] = []
+        inbox = [{"type": "websocket.connect"}]
+
+        async def receive() -> dict[str, Any]:
+            return inbox.pop(0)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "websocket", "path": "/internal/tenants", "raw_path": raw, "query_string": b""}
+        await gateway({**scope, "headers": [bearer(tenant.id)], "client": ("198.51.100.9", 1)}, receive, send)
+        assert sent == [{"type": "websocket.close", "code": 4404}] and pod.seen == []
+
+    run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
 
 
 def test_a_slow_healthy_stream_is_not_cut_by_the_header_or_idle_timeouts(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
@@ -122,7 +146,7 @@ def test_a_slow_healthy_stream_is_not_cut_by_the_header_or_idle_timeouts(gateway
     async def scenario(gateway: Gateway) -> None:
         upstream = Upstream(slow)
         gateway.discovery.pods("B").pods = (await upstream.start(),)
-        reply = await call(gateway, "GET", "/v1/stream", headers=[bearer(tenant.id)])
+        reply = await chat(gateway, headers=[bearer(tenant.id)])
         assert reply.status == 200 and reply.body.endswith(b"data: [DONE]\n\n")
         assert reply.body.count(b"data: ") == 9
         await upstream.stop()
@@ -141,7 +165,7 @@ def test_an_upstream_that_stalls_before_headers_is_504(gateway_settings, make_te
     async def scenario(gateway: Gateway) -> None:
         upstream = Upstream(stall)
         gateway.discovery.pods("B").pods = (await upstream.start(),)
-        reply = await call(gateway, "GET", "/v1/models", headers=[bearer(tenant.id)])
+        reply = await chat(gateway, headers=[bearer(tenant.id)])
         assert reply.status == 504
         await upstream.stop()
 

@@ -236,3 +236,36 @@ def test_isolation_checks_catch_open_tier_pods_and_datastore_egress():
         p.startswith("NetworkPolicy/percolate/tier-node-egress-to-platform-api: lets Deployment/percolate/tier-a")
         for p in problems
     )
+
+
+def test_each_tier_pod_listener_is_open_only_to_its_own_callers():
+    """The public port (chat) to the gateway alone; the internal API port to the gateway and the workers."""
+    objs = checks.rendered_overlay("dev")
+    assert checks.check_network_isolation(objs) == []
+    public = checks.find(objs, "NetworkPolicy", "tier-node-ingress-from-gateway")
+    public["spec"]["ingress"][0]["from"].append({"podSelector": {"matchLabels": {"app.kubernetes.io/name": "worker"}}})
+    internal = checks.find(objs, "NetworkPolicy", "tier-node-ingress-internal")
+    internal["spec"]["ingress"][0]["from"].append({"podSelector": {"matchLabels": {"app.kubernetes.io/name": "web"}}})
+    scrape = checks.find(objs, "NetworkPolicy", "allow-prometheus-scrape")
+    scrape["spec"]["ingress"][0]["ports"].append({"protocol": "TCP", "port": 8001})
+    problems = checks.check_network_isolation(objs)
+    expected = [
+        "tier-node-ingress-from-gateway: lets pods other than gateway reach port 8000",
+        "tier-node-ingress-internal: lets pods other than gateway and worker reach port 8001",
+    ]
+    for message in expected:
+        assert any(message in p for p in problems), message
+    assert any("allow-prometheus-scrape: opens the internal API port" in p for p in problems)
+
+
+def test_tier_pods_name_themselves_by_their_internal_address_and_the_gateway_knows_the_port():
+    objs = checks.rendered_overlay("dev")
+    for tier in "abc":
+        container = checks.find(objs, "Deployment", f"tier-{tier}")["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {"http": 8000, "internal": 8001}
+        assert env["INTERNAL_PORT"] == "8001" and env["POD_ID"] == "$(POD_IP):8001"
+    gateway = checks.find(objs, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in gateway["env"]}
+    assert env["GATEWAY_POD_PORT"] == "8000" and env["GATEWAY_POD_INTERNAL_PORT"] == "8001"

@@ -19,14 +19,17 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
+from percolate_platform.pod_credentials import proxy_credential
 from tiernode.app import NodeApp
 from tiernode.config import NodeConfig
 
 TOKEN = "test-service-token-0123456789"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
+AUTH = {"authorization": f"Bearer {TOKEN}"}  # the internal listener's credential
+PROXY_AUTH = {"authorization": f"Bearer {proxy_credential(TOKEN)}"}  # the public listener's (the gateway's)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -69,7 +72,9 @@ class Response:
 
 
 class AsgiClient:
-    """Drives an ASGI app in-process, as an HTTP server would."""
+    """Drives the node's two ASGI apps in-process, as its two servers would: ``/internal/...`` goes to the internal
+    listener with the service credential, everything else to the public one with the proxy credential, unless the
+    test names the `listener` (and gives its own headers)."""
 
     def __init__(self, app: NodeApp) -> None:
         self.app = app
@@ -84,11 +89,14 @@ class AsgiClient:
         headers: dict[str, str] | None = None,
         auth: bool = True,
         chunk_size: int = 0,
+        listener: str | None = None,
     ) -> Response:
         if json_body is not None:
             body = json.dumps(json_body).encode()
         body = body or b""
-        hdrs = {**(AUTH if auth else {}), **(headers or {})}
+        listener = listener or ("internal" if path.startswith("/internal/") else "public")
+        credential = AUTH if listener == "internal" else PROXY_AUTH
+        hdrs = {**(credential if auth else {}), **(headers or {})}
         if body:
             hdrs.setdefault("content-type", "application/json")
             if not chunk_size:
@@ -99,7 +107,7 @@ class AsgiClient:
             "http_version": "1.1",
             "method": method,
             "scheme": "http",
-            "path": path,
+            "path": unquote(path),  # as a server decodes it; the raw target stays in raw_path
             "raw_path": path.encode(),
             "query_string": b"",
             "root_path": "",
@@ -131,7 +139,7 @@ class AsgiClient:
                 if not message.get("more_body", False):
                     done.set()
 
-        await self.app(scope, receive, send)
+        await (self.app.internal if listener == "internal" else self.app.public)(scope, receive, send)
         done.set()
         return Response(status, headers_out, b"".join(chunks))
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 import uuid
 
-from tiernode.tests.conftest import AsgiClient, running
+import pytest
+
+from tiernode.tests.conftest import AUTH, PROXY_AUTH, AsgiClient, running
+
+INTERNAL_ROUTES = [
+    ("POST", "/internal/warm/{tid}"),
+    ("POST", "/internal/evict/{tid}"),
+    ("POST", "/internal/deliver/{tid}"),
+    ("GET", "/internal/tenants"),
+]
 
 
 def _error(resp, status: int, code: str) -> None:
@@ -42,15 +51,11 @@ async def test_health_ready_metrics_are_public(make_node) -> None:
     assert draining.status == 503 and draining.json()["status"] == "draining"
 
 
-async def test_protected_routes_need_the_service_credential(make_node) -> None:
+async def test_protected_routes_need_their_listeners_credential(make_node) -> None:
     async with running(make_node()) as client:
         tid = uuid.uuid4()
-        routes = [
-            ("POST", f"/internal/warm/{tid}"),
-            ("POST", f"/internal/evict/{tid}"),
-            ("GET", "/internal/tenants"),
-            ("POST", "/v1/chat/completions"),
-        ]
+        routes = [(method, path.format(tid=tid)) for method, path in INTERNAL_ROUTES]
+        routes.append(("POST", "/v1/chat/completions"))
         for method, path in routes:
             for headers in (
                 {},
@@ -61,6 +66,53 @@ async def test_protected_routes_need_the_service_credential(make_node) -> None:
                 _error(resp, 401, "unauthorized")
                 assert resp.headers["www-authenticate"] == "Bearer"
         _error(await client.request("GET", "/nope"), 404, "not_found")
+
+
+async def test_credentials_are_not_interchangeable_between_listeners(make_node) -> None:
+    async with running(make_node()) as client:
+        tid = uuid.uuid4()
+        for method, path in INTERNAL_ROUTES:
+            resp = await client.request(method, path.format(tid=tid), json_body={"generation": 1}, headers=PROXY_AUTH)
+            _error(resp, 401, "unauthorized")  # the gateway's proxy credential opens no internal route
+        chat = {"messages": [{"role": "user", "content": "hi"}]}
+        resp = await client.request("POST", "/v1/chat/completions", json_body=chat, headers=AUTH, auth=False)
+        _error(resp, 401, "unauthorized")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "/internal/tenants",
+        "/%69nternal/tenants",
+        "/internal%2Ftenants",
+        "//internal/tenants",
+        "/v1/../internal/tenants",
+        "/internal/tenants/",
+        "/INTERNAL/tenants",
+        "/internal/warm/{tid}",
+        "/internal/evict/{tid}",
+        "/internal/deliver/{tid}",
+    ],
+)
+async def test_the_public_listener_has_no_internal_route_in_any_spelling(make_node, raw: str) -> None:
+    """Whatever reaches the public listener (the one the gateway forwards to), with either credential."""
+    async with running(make_node()) as client:
+        raw = raw.format(tid=uuid.uuid4())
+        for credential in (PROXY_AUTH, AUTH):
+            resp = await client.request("POST", raw, json_body={"generation": 1}, headers=credential, listener="public")
+            _error(resp, 404, "not_found")
+            resp = await client.request("GET", raw, headers=credential, listener="public")
+            _error(resp, 404, "not_found")
+        assert client.app.manager.hot_count == 0
+
+
+@pytest.mark.parametrize("raw", ["/v1/chat/completions", "/v1/chat/completions/", "/v1//chat/completions"])
+async def test_the_internal_listener_does_not_chat(make_node, raw: str) -> None:
+    async with running(make_node()) as client:
+        body = {"messages": [{"role": "user", "content": "hi"}]}
+        headers = {**AUTH, "x-percolate-tenant": str(uuid.uuid4())}
+        resp = await client.request("POST", raw, json_body=body, headers=headers, listener="internal")
+        _error(resp, 404, "not_found")
 
 
 async def test_warm_evict_and_list(make_node) -> None:

@@ -1,4 +1,5 @@
-"""The node as a real process: ``python -m tiernode`` on a free port, SIGKILLed and restarted, loses nothing."""
+"""The node as a real process: ``python -m tiernode`` on two free ports (public and internal), SIGKILLed and
+restarted, loses nothing; each listener serves only its own routes."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tiernode.blob import context_key, open_context
-from tiernode.tests.conftest import TOKEN, node_env
+from tiernode.tests.conftest import PROXY_AUTH, TOKEN, node_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,33 +52,41 @@ def _without_s3(environ: os._Environ[str] | dict[str, str]) -> dict[str, str]:
 
 class Node:
     def __init__(self, env: dict[str, str], port: int) -> None:
-        self.port = port
+        self.port = port  # the internal listener
+        self.public_port = _free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tiernode"],
             cwd=REPO,
-            env={**_without_s3(os.environ), **env, "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning"},
+            env={
+                **_without_s3(os.environ),
+                **env,
+                "PORT": str(self.public_port),
+                "INTERNAL_PORT": str(port),
+                "HOST": "127.0.0.1",
+                "LOG_LEVEL": "warning",
+            },
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20
         while True:
             try:
-                if _call(port, "GET", "/ready")[0] == 200:
+                if _call(port, "GET", "/ready")[0] == 200 and _call(self.public_port, "GET", "/ready")[0] == 200:
                     return
             except OSError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                out = self.proc.stdout.read().decode() if self.proc.stdout else ""
                 self.proc.kill()
+                out = self.proc.stdout.read().decode() if self.proc.stdout else ""
                 pytest.fail(f"node did not become ready:\n{out}")
             time.sleep(0.05)
 
     def chat(self, tenant_id: uuid.UUID, text: str, generation: int | None = None) -> tuple[int, dict, bytes]:
-        headers = {"x-percolate-tenant": str(tenant_id)}
+        headers = {"x-percolate-tenant": str(tenant_id), **PROXY_AUTH}
         if generation is not None:
             headers["x-percolate-generation"] = str(generation)
         body = {"model": "m", "messages": [{"role": "user", "content": text}], "stream": True}
-        return _call(self.port, "POST", "/v1/chat/completions", body, headers)
+        return _call(self.public_port, "POST", "/v1/chat/completions", body, headers)
 
     def stop(self, sig: int) -> int:
         self.proc.send_signal(sig)
@@ -120,10 +129,27 @@ def test_a_killed_node_restarts_with_nothing_lost(tmp_path: Path, platform) -> N
         status, _, body = _call(node.port, "POST", f"/internal/evict/{a}", {"generation": 3})
         assert status == 200 and json.loads(body)["context_blob"] == "written"
     finally:
-        # Graceful (uvicorn re-raises the signal once shut down): drains, releases b.
-        assert node.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        # Graceful: both listeners stop, then the node drains and releases b, and the process exits 0.
+        assert node.stop(signal.SIGTERM) == 0
     key = platform.key_for(a)[1]
     doc = open_context((tmp_path / "objects" / context_key(a)).read_bytes(), tenant_id=a, key_for=lambda k: key)
     assert doc["message_count"] == 64 and doc["messages"][-2]["content"] == "What do you remember?"
     assert platform.reports_for(b)[-1] == ("cold", 1)
     assert (tmp_path / "objects" / context_key(b)).exists()
+
+
+def test_each_listener_of_a_running_node_serves_only_its_own_routes(tmp_path: Path, platform) -> None:
+    node = Node(node_env(tmp_path, PLATFORM_URL=platform.url), _free_port())
+    try:
+        tid = uuid.uuid4()
+        for raw in ("/internal/tenants", "/%69nternal/tenants", "/v1/../internal/tenants", f"/internal/warm/{tid}"):
+            for credential in (PROXY_AUTH, {"authorization": f"Bearer {TOKEN}"}):
+                status, _, body = _call(node.public_port, "POST", raw, {"generation": 1}, credential)
+                assert status == 404 and json.loads(body)["error"]["code"] == "not_found", raw
+        status, _, _ = _call(node.port, "GET", "/internal/tenants")
+        assert status == 200
+        status, _, body = _call(node.port, "POST", "/v1/chat/completions", {"messages": []})
+        assert status == 404
+        assert json.loads(_call(node.port, "GET", "/internal/tenants")[2])["tenants"] == []
+    finally:
+        assert node.stop(signal.SIGTERM) == 0
