@@ -286,3 +286,46 @@ def test_a_failure_after_the_stream_began_is_raised_as_an_api_error(stack: Stack
         ordinary_loop(stream)
     assert not isinstance(info.value, openai.APIStatusError)  # the status was 200: the error came in the stream
     assert info.value.code == "warm_failed" or "pod" in info.value.message
+
+
+# -- the same running stack, as an attacker with one valid account ---------------------------------------------------
+
+
+def _raw(stack: Stack, method: str, target: str, bearer: str, body: bytes = b"") -> tuple[int, dict[str, Any]]:
+    """A request with the target exactly as written (http.client sends it unchanged, encodings and dot segments)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", stack.gateway_port, timeout=20)
+    try:
+        headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
+        conn.request(method, target, body=body or None, headers=headers)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def test_no_tenant_reaches_the_pods_internal_api_through_the_running_gateway(stack: Stack, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    attacker, victim = make_tenant(), make_tenant()
+    victim_client = stack.client(token(victim.id))
+    victim_client.chat.completions.create(model="m", messages=MESSAGES)  # the victim is hot on the shared pod
+    injected = json.dumps(
+        {"generation": 1, "request_id": "evil-1", "messages": [{"role": "user", "content": "INJECTED"}], "reply": "x"}
+    ).encode()
+    for target in (
+        "/internal/tenants",
+        f"/internal/deliver/{victim.id}",
+        f"/internal/evict/{victim.id}",
+        f"/internal/warm/{victim.id}",
+        "/%69nternal/tenants",
+        f"/%69nternal/deliver/{victim.id}",
+        f"/v1/../internal/deliver/{victim.id}",
+        f"/v1/chat/completions/../../../internal/deliver/{victim.id}",
+        "//internal/tenants",
+    ):
+        for method in ("GET", "POST"):
+            status, doc = _raw(stack, method, target, token(attacker.id), injected)
+            assert status == 404 and doc["error"]["code"] == "not_found", (method, target, status, doc)
+    answer = victim_client.chat.completions.create(model="m", messages=[{"role": "user", "content": "and now?"}])
+    assert "INJECTED" not in (answer.choices[0].message.content or "")
+    assert "I have 3 messages" in (answer.choices[0].message.content or "")  # nothing was delivered, nothing evicted
