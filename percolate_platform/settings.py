@@ -13,6 +13,7 @@ import environ
 
 from archival.beat import CELERY_BEAT_SCHEDULE as ARCHIVAL_BEAT_SCHEDULE
 from backups.beat import backup_beat_schedule
+from percolate_platform.db_pool import configure_pool
 from percolate_platform.master_key import decode_previous_keys, load_master_key
 from percolate_platform.tier_policy import load_tier_policy
 
@@ -82,6 +83,16 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'platform.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Connection pooling (docs/decisions.md, "Connection pooling"): Django's psycopg pool in each process, sized per process
+# role, so the cluster's connection count is a sum the manifests fix. 0 (the default, and always on SQLite) keeps
+# one persistent connection per thread.
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+configure_pool(
+    DATABASES["default"],
+    max_size=DATABASE_POOL_MAX_SIZE,
+    min_size=env.int("DATABASE_POOL_MIN_SIZE", default=1),
+    timeout=env.float("DATABASE_POOL_TIMEOUT_SECONDS", default=10.0),
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
