@@ -70,10 +70,11 @@ def _rewrap_batch(
             updates.append((row_id, aes_key_wrap(new_key, data_key)))
             done[master_id] = done.get(master_id, 0) + 1
         if updates:
-            with connection.cursor() as cursor:
-                cursor.executemany(
-                    "UPDATE tenant_keys SET wrapped_key = %s, master_key_id = %s WHERE id = %s",
-                    [(wrapped, current, row_id) for row_id, wrapped in updates],
+            with connection.cursor() as cursor:  # one statement per batch, not one per key
+                cursor.execute(
+                    "UPDATE tenant_keys AS k SET wrapped_key = v.wrapped, master_key_id = %s "
+                    "FROM unnest(%s::uuid[], %s::bytea[]) AS v(id, wrapped) WHERE k.id = v.id",
+                    [current, [row_id for row_id, _ in updates], [wrapped for _, wrapped in updates]],
                 )
     return done, (rows[-1][0] if rows else None)
 
