@@ -1,4 +1,4 @@
-"""Connections: the optional psycopg pool, and database calls from threads that release (and repair) their connection."""
+"""Connections: the optional psycopg pool; database calls from threads release (and repair) their connection."""
 
 import asyncio
 import threading
