@@ -4,8 +4,7 @@
 manifest last, then applies retention. A failure deletes what it uploaded; a crash (the process killed) leaves a
 dump without a manifest, which is never restored and which the next run's retention removes.
 
-`restore_drill_run` restores the newest complete backup (or a named one) into an empty database, runs
-`backups.checks`, and records the outcome; with ``scratch=True`` it creates the database first and drops it after.
+The restore drill is in `backups.drills`.
 """
 
 from __future__ import annotations
@@ -16,16 +15,15 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import connection
 from django.utils import timezone
 
 from archival import objectstore, sealed
-from backups import checks, dump, keys, pg, store
-from backups.models import PlatformBackup, RestoreDrill, RunStatus
+from backups import dump, keys, pg, store
+from backups.models import PlatformBackup, RunStatus
 from tenants.audit import Actor, audit_write
-from tenants.errors import InvalidInput, NotFound, PlatformError
+from tenants.errors import NotFound, PlatformError
 
 log = logging.getLogger(__name__)
 STEP_HOOK: Callable[[str], None] | None = None  # tests inject crashes here
@@ -33,21 +31,17 @@ ABANDONED_AFTER = timedelta(hours=6)
 BackupFailed = dump.BackupFailed
 
 
-class DrillFailed(PlatformError):
-    code = "drill_failed"
-
-
-def _step(name: str) -> None:
+def run_step_hook(name: str) -> None:
     if STEP_HOOK is not None:
         STEP_HOOK(name)
 
 
-def _live_target() -> pg.PgTarget:
+def live_target() -> pg.PgTarget:
     return pg.target_from_settings(connection.settings_dict)
 
 
 def backup_create(*, actor: Actor) -> PlatformBackup:
-    target = _live_target()
+    target = live_target()
     pg.tool("pg_dump")  # fail before recording anything when the client is missing
     key_id, _ = keys.current()
     name = store.new_name(timezone.now())
@@ -59,7 +53,9 @@ def backup_create(*, actor: Actor) -> PlatformBackup:
     )
     started = time.monotonic()
     try:
-        dumped = dump.dump(target, object_key=backup.object_key, zstd_threads=settings.ARCHIVE_ZSTD_THREADS, step=_step)
+        dumped = dump.dump(
+            target, object_key=backup.object_key, zstd_threads=settings.ARCHIVE_ZSTD_THREADS, step=run_step_hook
+        )
         manifest = {
             "format": 1,
             "name": name,
@@ -76,10 +72,10 @@ def backup_create(*, actor: Actor) -> PlatformBackup:
             "pg_dump_version": dumped.pg_dump_version,
         }
         store.write_manifest(name, manifest)
-        _step("manifest_written")
+        run_step_hook("manifest_written")
     except Exception as exc:
         _discard(name)
-        message = _reason(exc)
+        message = failure_reason(exc)
         _finish(backup, RunStatus.FAILED, started, error=message)
         raise BackupFailed(f"backup {name} failed: {message}") from exc
     backup.dump_bytes, backup.sealed_bytes = dumped.stats.bytes_in, dumped.stats.bytes_out
@@ -93,11 +89,14 @@ def backup_create(*, actor: Actor) -> PlatformBackup:
         resource_id=backup.id,
         metadata={"name": name, "sealed_bytes": backup.sealed_bytes, "rows": sum(dumped.snapshot.tables.values())},
     )
-    backups_prune()
+    try:
+        backups_prune()
+    except objectstore.ObjectStoreError as exc:  # the backup itself is complete; the next run prunes again
+        log.warning("retention after backup %s failed: %s", name, exc)
     return backup
 
 
-def _reason(exc: Exception) -> str:
+def failure_reason(exc: Exception) -> str:
     if isinstance(exc, PlatformError):
         return exc.message
     if isinstance(exc, objectstore.ObjectStoreError | sealed.SealedError):
@@ -158,89 +157,3 @@ def backup_resolve(name: str | None) -> str:
     if name not in complete:
         raise NotFound(f"backup {name} is not in the backup store (or has no manifest)")
     return name
-
-
-def restore_drill_run(
-    *,
-    into_url: str,
-    actor: Actor,
-    backup_name: str | None = None,
-    sample: int = 20,
-    scratch: bool = False,
-    record: bool = True,
-) -> RestoreDrill:
-    """Restore a backup into the database at ``into_url`` and check it. DrillFailed when a check fails."""
-    target = pg.target_from_url(into_url)
-    if "postgresql" in connection.settings_dict["ENGINE"] and target.same_database(_live_target()):
-        raise InvalidInput("refusing to restore into the live management database")
-    name = backup_resolve(backup_name)
-    drill = RestoreDrill(backup_name=name, target=target.describe(), actor=actor.label)
-    if record:
-        drill.save()
-    started = time.monotonic()
-    try:
-        manifest = store.read_manifest(name)
-        if scratch:
-            pg.drop_database(target)
-            pg.create_database(target)
-        _require_empty(target)
-        opened = dump.restore(target, object_key=store.dump_key(name))
-        drill.restore_seconds = round(time.monotonic() - started, 3)
-        _step("restored")
-        if opened.sha256 != manifest["sha256"]:
-            raise DrillFailed(f"backup {name}: the dump object's SHA-256 differs from its manifest")
-        with pg.connect(target, autocommit=True) as conn:
-            drill.checks = checks.run_all(conn, manifest, sample=sample)
-        if not drill.checks["ok"]:
-            raise DrillFailed(f"backup {name} restored but failed checks: {_failed_checks(drill.checks)}")
-    except (PlatformError, sealed.SealedError, objectstore.ObjectStoreError, DatabaseError, psycopg.Error) as exc:
-        message = _reason(exc)
-        _finish_drill(drill, RunStatus.FAILED, started, record=record, error=message)
-        raise (
-            exc if isinstance(exc, DrillFailed) else DrillFailed(f"restore drill of {name} failed: {message}")
-        ) from exc
-    finally:
-        if scratch:
-            _drop_quietly(target)
-    _finish_drill(drill, RunStatus.COMPLETED, started, record=record)
-    return drill
-
-
-def drill_database_url() -> str:
-    """Where the scheduled drill restores: BACKUP_DRILL_DATABASE_URL, or BACKUP_DRILL_DATABASE on the live server."""
-    if settings.BACKUP_DRILL_DATABASE_URL:
-        return str(settings.BACKUP_DRILL_DATABASE_URL)
-    if settings.BACKUP_DRILL_DATABASE:
-        return _live_target().with_database(settings.BACKUP_DRILL_DATABASE).url()
-    return ""
-
-
-def _require_empty(target: pg.PgTarget) -> None:
-    with pg.connect(target, autocommit=True) as conn:
-        tables = pg.user_tables(conn)
-    if tables:
-        raise InvalidInput(f"database {target.dbname} is not empty ({len(tables)} tables); restore into a fresh one")
-
-
-def _failed_checks(results: dict[str, Any]) -> str:
-    parts = []
-    for name, result in results.items():
-        if isinstance(result, dict) and not result["ok"]:
-            detail = result.get("failures") or result.get("missing") or result.get("mismatched") or ""
-            parts.append(f"{name} {str(detail)[:200]}")
-    return "; ".join(parts)
-
-
-def _finish_drill(drill: RestoreDrill, status: str, started: float, *, record: bool, error: str = "") -> None:
-    drill.status, drill.error = status, error
-    drill.completed_at = timezone.now()
-    drill.duration_seconds = round(time.monotonic() - started, 3)
-    if record:
-        drill.save()
-
-
-def _drop_quietly(target: pg.PgTarget) -> None:
-    try:
-        pg.drop_database(target)
-    except psycopg.Error as exc:
-        log.warning("could not drop the drill database %s: %s", target.dbname, exc)

@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from backups import services
+from backups import drills, services
 from tenants.audit import Actor
 
 log = logging.getLogger(__name__)
@@ -19,9 +19,9 @@ def backup_platform_db() -> str:
 
 @shared_task(name="backups.restore_drill", acks_late=True)
 def restore_drill() -> str:
-    url = services.drill_database_url()
+    url = drills.drill_database_url()
     if not url:
         log.warning("restore drill skipped: neither BACKUP_DRILL_DATABASE_URL nor BACKUP_DRILL_DATABASE is set")
         return "skipped"
-    drill = services.restore_drill_run(into_url=url, actor=BEAT, scratch=True)
+    drill = drills.restore_drill_run(into_url=url, actor=BEAT, scratch=True)
     return f"{drill.backup_name}: {drill.status}"

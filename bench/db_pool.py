@@ -12,8 +12,9 @@ recreated and dropped; the name must contain "bench"), Redis at `REDIS_URL`. Pro
 - gateway: 3 processes (the Deployment's minimum replicas), loaded with GET /v1/models for many tenants with a route
   TTL of 50 ms, so most requests read the tenant's route from the database; an nginx answers as the tier pod.
 
-Each mode runs the same load for ``--seconds``: ``persistent`` (today's default: CONN_MAX_AGE=60, a connection per
-thread) and ``pool`` (DATABASE_POOL_MAX_SIZE: web 1, worker 1 per process, gateway 2 per process). A sampler counts
+Each mode runs the same load for ``--seconds``: ``persistent`` (CONN_MAX_AGE=60, a connection per thread), ``pool``
+(DATABASE_POOL_MAX_SIZE: web 1, worker 1 per process, gateway 2 per process) and ``chosen`` (what the manifests run:
+the gateway pooled, 2 per process; web and worker one persistent connection per process). A sampler counts
 `pg_stat_activity` by application name (PGAPPNAME = the role) every 100 ms. The last line is one JSON object: per
 mode the peak connections per role and in total, the budget, and the throughput of each role.
 """
@@ -41,7 +42,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DB_URL = os.environ.get("BENCH_POOL_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/percolate_pool_bench")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 WEB_WORKERS, WORKER_CONCURRENCY, GATEWAYS = 3, 4, 3
-POOL_SIZES = {"web": 1, "worker": 1, "gateway": 2}
+# Pool size per process and role in each mode; 0 = no pool (one persistent connection per thread, CONN_MAX_AGE=60).
+MODES = {
+    "persistent": {"web": 0, "worker": 0, "gateway": 0},
+    "pool": {"web": 1, "worker": 1, "gateway": 2},
+    "chosen": {"web": 0, "worker": 0, "gateway": 2},  # what the manifests run: only the threaded gateway pools
+}
 WEB_CLIENTS, GATEWAY_CLIENTS = 24, 32
 
 
@@ -102,7 +108,7 @@ class Sampler(threading.Thread):
             while not self.stopping.wait(0.1):
                 rows = conn.execute(
                     "SELECT application_name, count(*) FROM pg_stat_activity "
-                    "WHERE datname = %s AND pid <> pg_backend_pid() GROUP BY 1",
+                    "WHERE datname = %s AND backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1",
                     [name],
                 ).fetchall()
                 self.samples.append({app or "other": n for app, n in rows})
@@ -121,8 +127,9 @@ class Sampler(threading.Thread):
 
 def role_env(role: str, mode: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {**base_env(), "PGAPPNAME": role, **(extra or {})}
-    if mode == "pool":
-        env["DATABASE_POOL_MAX_SIZE"] = str(POOL_SIZES[role])
+    size = MODES[mode][role]
+    if size:
+        env["DATABASE_POOL_MAX_SIZE"] = str(size)
     else:
         env["DATABASE_CONN_MAX_AGE"] = "60"
     return env
@@ -245,12 +252,15 @@ def run_mode(mode: str, data: dict[str, Any], ports: dict[str, Any], seconds: fl
             stop(proc)
 
 
-def budget() -> dict[str, int]:
-    return {
-        "web": WEB_WORKERS * POOL_SIZES["web"],
-        "worker": (WORKER_CONCURRENCY + 1) * POOL_SIZES["worker"],  # the children and the parent (metrics)
-        "gateway": GATEWAYS * POOL_SIZES["gateway"],
+def budget(mode: str) -> dict[str, int]:
+    """What the mode promises; only a pooled gateway has a bound (without one: one connection per executor thread)."""
+    sizes = MODES[mode]
+    figures = {
+        "web": WEB_WORKERS,  # sync workers: one request at a time, one connection each, pooled or not
+        "worker": WORKER_CONCURRENCY + 1,  # prefork children, and the parent (metrics)
+        "gateway": GATEWAYS * sizes["gateway"],
     }
+    return {**figures, "total": sum(figures.values())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,23 +268,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--tenants", type=int, default=400)
     parser.add_argument("--port-base", type=int, default=8680)
-    parser.add_argument("--modes", default="persistent,pool,pool,persistent")
-    parser.add_argument("--gateway-pool", type=int, default=POOL_SIZES["gateway"], help="pool size per gateway")
+    parser.add_argument("--modes", default="persistent,chosen,chosen,persistent", help=f"of {', '.join(MODES)}")
+    parser.add_argument("--gateway-pool", type=int, default=2, help="pool size per gateway process")
     args = parser.parse_args(argv)
-    POOL_SIZES["gateway"] = args.gateway_pool
+    if not set(args.modes.split(",")) <= set(MODES):
+        parser.error(f"--modes: each one of {', '.join(MODES)}")
     if "bench" not in urlsplit(DB_URL).path:
         parser.error("BENCH_POOL_DATABASE_URL must name a database containing 'bench' (it is dropped)")
     ensure_tools()
     base = args.port_base
     ports = {"web": base, "gateways": [base + 1, base + 2, base + 3], "upstream": base + 4}
     recreate_database(DB_URL)
-    results: dict[str, Any] = {"budget_pool": {**budget(), "total": sum(budget().values())}}
+    modes = args.modes.split(",")
+    MODES["pool"]["gateway"] = MODES["chosen"]["gateway"] = args.gateway_pool
+    results: dict[str, Any] = {"budget": {mode: budget(mode) for mode in set(modes) if MODES[mode]["gateway"]}}
     with tempfile.TemporaryDirectory(prefix="percolate-pool-") as tmp:
         upstream = nginx(tmp, ports["upstream"], 1, UPSTREAM_BODY)
         try:
             log(f"preparing {args.tenants} tenants")
             data = prepare(args.tenants)
-            for mode in args.modes.split(","):  # a mode may be named twice (e.g. persistent,pool,pool,persistent)
+            for mode in modes:  # a mode may be named twice (e.g. persistent,pool,pool,persistent)
                 log(f"mode {mode}: {args.seconds:.0f} s of load")
                 results.setdefault(mode, []).append(run_mode(mode, data, ports, args.seconds))
                 log(json.dumps(results[mode][-1]))

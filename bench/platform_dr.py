@@ -116,7 +116,7 @@ def archive_some(count: int) -> None:
 
 
 def one_round(drill_url: str) -> dict[str, Any]:
-    from backups import services
+    from backups import drills, services
     from tenants.audit import Actor
 
     actor = Actor.system("bench:platform_dr")
@@ -124,7 +124,7 @@ def one_round(drill_url: str) -> dict[str, Any]:
     backup = services.backup_create(actor=actor)
     backup_s = time.perf_counter() - started
     started = time.perf_counter()
-    drill = services.restore_drill_run(into_url=drill_url, actor=actor, scratch=True, sample=20)
+    drill = drills.restore_drill_run(into_url=drill_url, actor=actor, scratch=True, sample=20)
     drill_s = time.perf_counter() - started
     assert drill.checks["ok"], drill.checks
     return {

@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 from archival import objectstore
 from archival import services as archival_services
 from archival.tests.conftest import SimulatedCrash, s3_client
-from backups import pg, services, store
+from backups import drills, pg, services, store
 from backups.models import PlatformBackup, RestoreDrill, RunStatus
 from tenants.audit import Actor
 from tenants.keys import tenant_data_key
@@ -119,7 +119,7 @@ def test_backup_crash_after_the_dump_is_never_restored_and_the_next_run_cleans_u
     assert crashed.status == RunStatus.FAILED and "abandoned" in crashed.error
     assert [b.name for b in store.listing()] == [first.name, second.name]
     url = scratch_db()
-    drill = services.restore_drill_run(into_url=url, actor=ACTOR)
+    drill = drills.restore_drill_run(into_url=url, actor=ACTOR)
     assert drill.backup_name == second.name and drill.status == RunStatus.COMPLETED
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from backups import services
+from backups import drills, services
 from tenants.commands import PlatformCommand, cli_actor
 
 
@@ -33,7 +33,7 @@ class Command(PlatformCommand):
             for name in services.backup_names():
                 self.stdout.write(name)
             return
-        drill = services.restore_drill_run(
+        drill = drills.restore_drill_run(
             into_url=opts["into"],
             backup_name=opts["backup"],
             sample=opts["sample"],
