@@ -3,7 +3,8 @@
 `restore_drill_run` restores the newest complete backup (or a named one) into the database at ``into_url`` (it must be
 empty, and never the live one), runs `backups.checks`, and records a `RestoreDrill` (unless ``record=False``, for a
 real restore while the management database is the one lost); with ``scratch=True`` it creates the database first and
-drops it afterwards, whatever happens (the weekly drill).
+drops it afterwards, whatever happens (the weekly drill); such a database must have "drill" in its name. Without
+``scratch`` nothing is ever dropped, and a target that is not empty (the live database never is) is refused.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def restore_drill_run(
     target = pg.target_from_url(into_url)
     if "postgresql" in connection.settings_dict["ENGINE"] and target.same_database(live_target()):
         raise InvalidInput("refusing to restore into the live management database")
+    if scratch and "drill" not in target.dbname:  # a scratch drill drops its database before and after
+        raise InvalidInput(f"a scratch drill database must have 'drill' in its name, not {target.dbname!r}")
     name = backup_resolve(backup_name)
     drill = RestoreDrill(backup_name=name, target=target.describe(), actor=actor.label)
     if record:

@@ -176,8 +176,9 @@ BACKUP_KEEP_AT_LEAST = env.int("BACKUP_KEEP_AT_LEAST", default=7)
 BACKUP_DRILL_DATABASE_URL = env.str("BACKUP_DRILL_DATABASE_URL", default="")
 # Or only a database name on the management database's server (needs CREATEDB): what the manifests set.
 BACKUP_DRILL_DATABASE = env.str("BACKUP_DRILL_DATABASE", default="")
-# Locally beat takes the backups; in Kubernetes a CronJob does (k8s/platform/backup-cronjob.yaml), so beat must not.
-BACKUP_IN_BEAT = env.bool("BACKUP_IN_BEAT", default=True)
+# Locally beat takes the backups (on PostgreSQL; the SQLite default has nothing to pg_dump); in Kubernetes a CronJob
+# does (k8s/platform/backup-cronjob.yaml), so beat must not.
+BACKUP_IN_BEAT = env.bool("BACKUP_IN_BEAT", default="postgresql" in DATABASES["default"]["ENGINE"])
 CELERY_BEAT_SCHEDULE = {**ARCHIVAL_BEAT_SCHEDULE, **backup_beat_schedule(enabled=BACKUP_IN_BEAT)}
 
 AUTH_PASSWORD_VALIDATORS = [

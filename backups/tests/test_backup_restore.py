@@ -8,9 +8,10 @@ from django.core.management.base import CommandError
 from archival import objectstore
 from archival import services as archival_services
 from archival.tests.conftest import SimulatedCrash, s3_client
-from backups import drills, pg, services, store
+from backups import drills, pg, services, store, tasks
 from backups.models import PlatformBackup, RestoreDrill, RunStatus
 from tenants.audit import Actor
+from tenants.errors import InvalidInput
 from tenants.keys import tenant_data_key
 from tenants.models import AuditLog, Tenant, TenantKey
 
@@ -108,7 +109,7 @@ def test_backup_crash_after_the_dump_is_never_restored_and_the_next_run_cleans_u
     first = services.backup_create(actor=ACTOR)
     crash_at("dumped")
     with pytest.raises(SimulatedCrash):
-        services.backup_create(actor=ACTOR)
+        tasks.backup_platform_db()  # the beat task, killed between the dump and the manifest
     crashed = PlatformBackup.objects.get(status=RunStatus.RUNNING)
     assert [(b.name, b.has_manifest) for b in store.listing()] == [(first.name, True), (crashed.name, False)]
     assert services.backup_resolve(None) == first.name  # the unfinished dump is never the newest backup
@@ -155,5 +156,8 @@ def test_the_weekly_drill_task_uses_a_scratch_database_and_drops_it(
     with pg.connect(target, autocommit=True, dbname="postgres") as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [target.dbname]).fetchone() is None
     assert tasks.restore_drill().endswith(": completed")  # safe to run again after the crash
+    settings.BACKUP_DRILL_DATABASE_URL = url.replace("_drill_", "_precious_")
+    with pytest.raises(InvalidInput, match="must have 'drill' in its name"):
+        tasks.restore_drill()
     assert objectstore.list_keys(store.PREFIX, alias=store.ALIAS)
     assert Tenant.objects.count() == 1

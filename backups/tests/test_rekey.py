@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from archival import services as archival_services
+from archival.tests.conftest import SimulatedCrash
 from backups import keys as backup_keys
 from backups import rekey, services, store
 from percolate_platform.master_key import fingerprint
@@ -78,3 +79,25 @@ def test_backups_sealed_under_the_old_master_key_open_only_while_it_is_configure
     with pytest.raises(Exception, match="neither PLATFORM_MASTER_KEY nor in PLATFORM_MASTER_KEY_PREVIOUS"):
         store.read_manifest(backup.name)
     assert backup_keys.key_for(backup_keys.current()[0]) == backup_keys.current()[1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rotation_killed_midway_keeps_whole_batches_and_the_next_run_finishes(settings, make_tenant, capsys):
+    tenants = [make_tenant() for _ in range(5)]
+    before = {t.id: tenant_data_key(tenant_id=t.id) for t in tenants}
+    old, new = settings.PLATFORM_MASTER_KEY, secrets.token_bytes(32)
+    settings.PLATFORM_MASTER_KEY, settings.PLATFORM_MASTER_KEY_PREVIOUS = new, [old]
+
+    def killed_after_first_batch(n: int) -> None:
+        raise SimulatedCrash("killed")
+
+    with pytest.raises(SimulatedCrash):
+        rekey.master_key_rewrap(actor=ACTOR, batch_size=2, progress=killed_after_first_batch)
+    under = list(TenantKey.objects.values_list("master_key_id", flat=True))
+    assert sorted(under).count(fingerprint(new)) == 2 and sorted(under).count(fingerprint(old)) == 3
+    assert {t.id: tenant_data_key(tenant_id=t.id) for t in tenants} == before  # both halves still open
+
+    call_command("rotate_master_key", "--batch-size", "2")
+    assert "3 keys re-wrapped, 0 left" in capsys.readouterr().out
+    settings.PLATFORM_MASTER_KEY_PREVIOUS = []
+    assert {t.id: tenant_data_key(tenant_id=t.id) for t in tenants} == before
