@@ -5,6 +5,7 @@
 #   worker   celery -A percolate_platform worker
 #   beat     celery -A percolate_platform beat
 #   migrate  python manage.py migrate --noinput
+#   backup   python manage.py backup_platform_db          (CronJob; needs pg_dump, installed below)
 # Target `tiernode` adds the reference tier node (`python -m tiernode`, port 8000) used in dev in place of the
 # `percolate` image. Runs as uid 10001 with a read-only root filesystem (writable: /tmp, /data mounts).
 
@@ -27,6 +28,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=percolate_platform.settings \
     PERCOLATE_VAR_DIR=/tmp/percolate \
     STATIC_ROOT=/app/staticfiles
+# pg_dump/pg_restore for manage.py backup_platform_db and restore_platform_db (the backup CronJob): bookworm's client
+# is PostgreSQL 15, which dumps servers up to 15. A newer server needs a newer client (PGDG's postgresql-client-NN).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 percolate \
  && useradd --system --uid 10001 --gid percolate --home-dir /app --shell /usr/sbin/nologin percolate
 COPY --from=builder /opt/venv /opt/venv
@@ -38,6 +44,7 @@ COPY --chown=root:root tenants ./tenants
 COPY --chown=root:root billing ./billing
 COPY --chown=root:root archival ./archival
 COPY --chown=root:root gateway ./gateway
+COPY --chown=root:root backups ./backups
 # Compile bytecode and collect the admin's static files at build time: the root filesystem is read-only at run time.
 RUN python -m compileall -q /app \
  && DJANGO_DEBUG=false DJANGO_SECRET_KEY=build-only PLATFORM_MASTER_KEY=$(python -c "print('0'*64)") \

@@ -47,8 +47,9 @@ def context_key(tenant_id: uuid.UUID | str) -> str:
     return f"tenants/{tenant_id}/context.bin"
 
 
-def get_storage() -> Storage:
-    return storages["objects"]
+def get_storage(alias: str = "objects") -> Storage:
+    """The store: ``objects`` (tenant archives, context blobs) unless another STORAGES alias is named (backups)."""
+    return storages[alias]
 
 
 def _is_s3(storage: Storage) -> bool:
@@ -86,9 +87,9 @@ def _errors(what: str, key: str) -> Iterator[None]:
         raise ObjectStoreError(f"{what} {key} failed: {exc}") from exc
 
 
-def upload(key: str, src: BinaryIO) -> None:
+def upload(key: str, src: BinaryIO, *, alias: str = "objects") -> None:
     """Store everything ``src`` yields under ``key``, replacing any previous object; bounded memory."""
-    storage = get_storage()
+    storage = get_storage(alias)
     with _errors("upload", key):
         if _is_s3(storage):
             from boto3.s3.transfer import TransferConfig
@@ -126,9 +127,9 @@ def upload(key: str, src: BinaryIO) -> None:
 
 
 @contextlib.contextmanager
-def open_reader(key: str) -> Iterator[BinaryIO]:
+def open_reader(key: str, *, alias: str = "objects") -> Iterator[BinaryIO]:
     """A streaming reader of the stored object (``read(n)``)."""
-    storage = get_storage()
+    storage = get_storage(alias)
     with _errors("download", key):
         if _is_s3(storage):
             body = storage.bucket.Object(storage._normalize_name(key)).get()["Body"]  # type: ignore[attr-defined]
@@ -166,8 +167,8 @@ def stat(key: str) -> ObjectInfo:
     return ObjectInfo(size, digest.hexdigest())
 
 
-def exists(key: str) -> bool:
-    storage = get_storage()
+def exists(key: str, *, alias: str = "objects") -> bool:
+    storage = get_storage(alias)
     with _errors("exists", key):
         return bool(storage.exists(key))
 
@@ -178,15 +179,15 @@ def size(key: str) -> int:
         return int(storage.size(key))
 
 
-def delete(key: str) -> None:
-    storage = get_storage()
+def delete(key: str, *, alias: str = "objects") -> None:
+    storage = get_storage(alias)
     with _errors("delete", key):
         storage.delete(key)
 
 
-def list_keys(prefix: str) -> list[str]:
+def list_keys(prefix: str, *, alias: str = "objects") -> list[str]:
     """Object keys under ``prefix`` (a directory-like path ending in '/')."""
-    storage = get_storage()
+    storage = get_storage(alias)
     with _errors("list", prefix):
         if _is_s3(storage):
             base = storage._normalize_name(prefix)  # type: ignore[attr-defined]

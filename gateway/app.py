@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from multidict import CIMultiDict
 
@@ -36,6 +35,7 @@ from gateway.ratelimit import ALLOWED, Bucket, RateLimiter, StreamSlots
 from gateway.tokens import TokenRejected, platform_private_key
 from gateway.upstream import Timeouts, make_session
 from gateway.websocket import proxy_websocket
+from percolate_platform.db_pool import db_call
 from percolate_platform.pod_credentials import bearer, proxy_credential
 from tenants.selectors import DeviceKey, TenantRoute, device_key, tenant_route
 
@@ -105,10 +105,10 @@ class Gateway(OwnEndpoints, Forwarding):
         self.request_ids = RequestIds()
 
     async def _load_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:
-        return await sync_to_async(tenant_route, thread_sensitive=False)(tenant_id=tenant_id)
+        return await db_call(tenant_route)(tenant_id=tenant_id)
 
     async def _load_device(self, device_id: uuid.UUID) -> DeviceKey | None:
-        return await sync_to_async(device_key, thread_sensitive=False)(device_id=device_id)
+        return await db_call(device_key)(device_id=device_id)
 
     async def start(self) -> None:
         async with self._started:

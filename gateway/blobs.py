@@ -16,10 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import sync_to_async
-
 from gateway import metrics
 from gateway.cache import SingleFlight
+from percolate_platform.db_pool import db_call
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ class BlobCache:
         loader: Callable[[uuid.UUID], Awaitable[ContextBlob | None]] | None = None,
     ) -> None:
         self.max_bytes = max_bytes
-        self._loader = loader or sync_to_async(fetch_and_open, thread_sensitive=False)
+        self._loader = loader or db_call(fetch_and_open)
         self._entries: OrderedDict[uuid.UUID, ContextBlob] = OrderedDict()
         self._flight: SingleFlight[uuid.UUID, ContextBlob | None] = SingleFlight()
         self.bytes = 0

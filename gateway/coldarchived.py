@@ -7,11 +7,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
-
 from gateway import coldanswer, metrics
 from gateway.coldresponse import SSE_HEADERS, refuse, send_body
 from gateway.errors import Send, send_json
+from percolate_platform.db_pool import db_call
 from tenants.selectors import TenantRoute
 
 log = logging.getLogger("gateway.coldpath")
@@ -89,7 +88,7 @@ class ArchivedAnswer:
 
         async def run() -> None:
             try:
-                result = await sync_to_async(self.restore_fn, thread_sensitive=False)(tenant_id)
+                result = await db_call(self.restore_fn)(tenant_id)
                 metrics.restores_requested.labels(result).inc()
             except Exception:
                 metrics.restores_requested.labels("failed").inc()

@@ -24,7 +24,6 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from gateway import coldanswer
@@ -43,6 +42,7 @@ from gateway.coldroutes import RouteKeeper
 from gateway.coldwait import WaitForWarm
 from gateway.errors import Receive, Send
 from gateway.warming import QueueFull, Warmer
+from percolate_platform.db_pool import db_call
 from tenants.selectors import TenantRoute, tenant_routes
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
 
     @staticmethod
     async def _load_routes(tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, TenantRoute]:
-        return await sync_to_async(tenant_routes, thread_sensitive=False)(tenant_ids=tenant_ids)
+        return await db_call(tenant_routes)(tenant_ids=tenant_ids)
 
     # -- state ---------------------------------------------------------------------------------------------------
 

@@ -3,12 +3,12 @@
 import asyncio
 import time
 
-from asgiref.sync import sync_to_async
 from prometheus_client import generate_latest
 
 from gateway import metrics
 from gateway.discovery import Discovery
 from gateway.errors import Send, send_json
+from percolate_platform.db_pool import db_call
 
 OWN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -51,7 +51,7 @@ class OwnEndpoints:
             return False, "no tier pods discovered"
         if time.monotonic() > self._db_ok_until:
             try:
-                await asyncio.wait_for(sync_to_async(_db_ping, thread_sensitive=False)(), 2)
+                await asyncio.wait_for(db_call(_db_ping)(), 2)
             except Exception:  # any failure means not ready
                 return False, "database does not answer"
             self._db_ok_until = time.monotonic() + 5

@@ -7,6 +7,7 @@ fresh machine; anything too short or malformed is refused at start-up, whatever 
 
 import base64
 import binascii
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -43,3 +44,21 @@ def load_master_key(value: str, var_dir: Path, *, allow_local: bool) -> bytes:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(MASTER_KEY_BYTES))
     return decode_master_key(path.read_text())
+
+
+def fingerprint(key: bytes) -> str:
+    """The name of a master key (stored beside every key it wraps): not secret, and it never reveals the key."""
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def decode_previous_keys(values: list[str]) -> list[bytes]:
+    """`PLATFORM_MASTER_KEY_PREVIOUS`: keys still accepted for unwrapping during a rotation, never for wrapping."""
+    return [decode_master_key(value) for value in values if value.strip()]
+
+
+def master_keyring() -> dict[str, bytes]:
+    """Fingerprint -> key for the configured master key and the previous ones (the current key wins a clash)."""
+    from django.conf import settings
+
+    keys = [*getattr(settings, "PLATFORM_MASTER_KEY_PREVIOUS", []), settings.PLATFORM_MASTER_KEY]
+    return {fingerprint(key): key for key in keys}

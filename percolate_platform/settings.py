@@ -7,11 +7,14 @@ volumes.
 """
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
 from archival.beat import CELERY_BEAT_SCHEDULE as ARCHIVAL_BEAT_SCHEDULE
-from percolate_platform.master_key import load_master_key
+from backups.beat import backup_beat_schedule
+from percolate_platform.db_pool import configure_pool
+from percolate_platform.master_key import decode_previous_keys, load_master_key
 from percolate_platform.tier_policy import load_tier_policy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -41,6 +44,7 @@ INSTALLED_APPS = [
     "billing",
     "archival",
     "gateway",
+    "backups",
 ]
 
 MIDDLEWARE = [
@@ -91,6 +95,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 20,
         }
     )
+# Connection pooling (docs/decisions.md, "Connection pooling"): Django's psycopg pool in each process, sized per process
+# role, so the cluster's connection count is a sum the manifests fix. 0 (the default, and always on SQLite) keeps
+# one persistent connection per thread.
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+configure_pool(
+    DATABASES["default"],
+    max_size=DATABASE_POOL_MAX_SIZE,
+    min_size=env.int("DATABASE_POOL_MIN_SIZE", default=1),
+    timeout=env.float("DATABASE_POOL_TIMEOUT_SECONDS", default=10.0),
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -102,12 +116,14 @@ else:
 # Object store: a local directory by default, S3 (django-storages + boto3) when S3_ENDPOINT_URL is set.
 S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")
 OBJECT_STORE_ROOT = Path(env.str("OBJECT_STORE_ROOT", default=str(VAR_DIR / "objects")))
+S3_BUCKET = env.str("S3_BUCKET", default="percolate")
+OBJECT_STORE: dict[str, Any]
 if S3_ENDPOINT_URL:
     OBJECT_STORE = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "endpoint_url": S3_ENDPOINT_URL,
-            "bucket_name": env.str("S3_BUCKET", default="percolate"),
+            "bucket_name": S3_BUCKET,
             "access_key": env.str("S3_ACCESS_KEY_ID", default="percolate"),
             "secret_key": env.str("S3_SECRET_ACCESS_KEY", default="percolate"),
             "region_name": env.str("S3_REGION", default="us-east-1"),
@@ -122,9 +138,22 @@ else:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(OBJECT_STORE_ROOT)},
     }
+# Platform backups (management database dumps): their own bucket in production (versioned, object lock, another
+# account's replica), the tenant bucket otherwise; a directory of their own locally.
+if S3_ENDPOINT_URL:
+    BACKUP_STORE = {
+        **OBJECT_STORE,
+        "OPTIONS": {**dict(OBJECT_STORE["OPTIONS"]), "bucket_name": env.str("BACKUP_S3_BUCKET", default=S3_BUCKET)},
+    }
+else:
+    BACKUP_STORE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env.str("BACKUP_STORE_ROOT", default=str(VAR_DIR / "backups"))},
+    }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "objects": OBJECT_STORE,
+    "backups": BACKUP_STORE,
     # Production serves the admin's static files with WhiteNoise from the image (collectstatic at build time).
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -148,10 +177,21 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 # Longer than the longest archive: a message unacknowledged for this long is handed to another worker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200)}
-CELERY_BEAT_SCHEDULE = ARCHIVAL_BEAT_SCHEDULE
 # zstd worker threads for archives (-1: one per core; about 55 MB more memory, about 1.5x the throughput).
 ARCHIVE_ZSTD_THREADS = env.int("ARCHIVE_ZSTD_THREADS", default=-1)
 ARCHIVE_EVICT_TIMEOUT_SECONDS = env.float("ARCHIVE_EVICT_TIMEOUT_SECONDS", default=10.0)
+# Platform backups (docs/runbooks/platform-restore.md): where pg_dump/pg_restore are (empty: PATH), how long backups
+# are kept (and how many at least), and the scratch database the weekly restore drill recreates and drops.
+PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
+BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=35)
+BACKUP_KEEP_AT_LEAST = env.int("BACKUP_KEEP_AT_LEAST", default=7)
+BACKUP_DRILL_DATABASE_URL = env.str("BACKUP_DRILL_DATABASE_URL", default="")
+# Or only a database name on the management database's server (needs CREATEDB): what the manifests set.
+BACKUP_DRILL_DATABASE = env.str("BACKUP_DRILL_DATABASE", default="")
+# Locally beat takes the backups (on PostgreSQL; the SQLite default has nothing to pg_dump); in Kubernetes a CronJob
+# does (k8s/platform/backup-cronjob.yaml), so beat must not.
+BACKUP_IN_BEAT = env.bool("BACKUP_IN_BEAT", default="postgresql" in DATABASES["default"]["ENGINE"])
+CELERY_BEAT_SCHEDULE = {**ARCHIVAL_BEAT_SCHEDULE, **backup_beat_schedule(enabled=BACKUP_IN_BEAT)}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -195,6 +235,9 @@ if not PLATFORM_SERVICE_TOKEN or len(PLATFORM_SERVICE_TOKEN) < 16:
 
 # Per-tenant data keys are stored only wrapped by this key (32 bytes, base64 or hex).
 PLATFORM_MASTER_KEY = load_master_key(env.str("PLATFORM_MASTER_KEY", default=""), VAR_DIR, allow_local=DEBUG)
+# During a master key rotation: the old key(s), accepted for unwrapping until `rotate_master_key` has re-wrapped every
+# tenant key (and for opening platform backups sealed under them). Comma-separated, same encoding.
+PLATFORM_MASTER_KEY_PREVIOUS = decode_previous_keys(env.list("PLATFORM_MASTER_KEY_PREVIOUS", default=[]))
 
 TIER_POLICY = load_tier_policy(env.json("TIER_POLICY_JSON", default={}))
 ARCHIVE_COLD_AFTER_DAYS = env.int("ARCHIVE_COLD_AFTER_DAYS", default=60)

@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from archival.selectors import job_counts
+from backups import metrics as backup_metrics
 from billing.selectors import event_counts
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class PlatformCollector(Collector):
         for status, n in event_counts():
             events.add_metric([status], n)
         yield events
+        yield from backup_metrics.collect()
         yield self._queue_lengths()
 
     def _queue_lengths(self) -> GaugeMetricFamily:

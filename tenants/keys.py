@@ -1,6 +1,5 @@
 """Per-tenant 256-bit data keys, stored only wrapped (RFC 3394 AES key wrap) by the platform master key."""
 
-import hashlib
 import secrets
 import uuid
 
@@ -10,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from percolate_platform.master_key import fingerprint, master_keyring
 from tenants.audit import Actor, audit_write
 from tenants.errors import Conflict, NotFound
 from tenants.models import Tenant, TenantKey
@@ -20,7 +20,7 @@ FIRST_USE = Actor.system("platform:key-on-first-use")  # bulk-seeded tenants get
 
 def master_key_id(master_key: bytes | None = None) -> str:
     """A fingerprint naming the master key, so rows wrapped by another master key are recognised."""
-    return hashlib.sha256(master_key or settings.PLATFORM_MASTER_KEY).hexdigest()[:16]
+    return fingerprint(master_key or settings.PLATFORM_MASTER_KEY)
 
 
 def tenant_key_create(*, tenant: Tenant) -> TenantKey:
@@ -77,9 +77,10 @@ def tenant_data_key(*, tenant_id: uuid.UUID, key_id: str | None = None) -> tuple
                 )
     if row is None:
         raise NotFound(f"tenant {tenant_id} has no key {key_id}")
-    if row.master_key_id != master_key_id():
+    master = master_keyring().get(row.master_key_id)  # the current key, or a previous one during a rotation
+    if master is None:
         raise Conflict(f"key {row.key_id} was wrapped by master key {row.master_key_id}, not the configured one")
     try:
-        return row.key_id, aes_key_unwrap(settings.PLATFORM_MASTER_KEY, bytes(row.wrapped_key))
+        return row.key_id, aes_key_unwrap(master, bytes(row.wrapped_key))
     except InvalidUnwrap as exc:
         raise Conflict(f"key {row.key_id} does not unwrap with the configured master key") from exc

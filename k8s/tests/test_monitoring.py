@@ -44,6 +44,8 @@ def test_every_alert_has_a_firing_and_a_quiet_test_case():
         "PercolateArchivalJobFailures",
         "PercolateWebhookProcessingFailures",
         "PercolateCeleryQueueBacklog",
+        "PercolatePlatformBackupMissing",
+        "PercolateRestoreDrillMissing",
     }
     fires: set[str] = set()
     quiet: set[str] = set()
