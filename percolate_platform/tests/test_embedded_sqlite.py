@@ -1,6 +1,7 @@
 """The embedded default (SQLite, as `make run` uses it) under the burst that made it fail: 50 tier-pod state reports
 and key fetches at once against the web app's internal API, served by runserver as in `make run`."""
 
+import http.client
 import json
 import os
 import socket
@@ -39,18 +40,27 @@ def _embedded_env(var_dir: Path) -> dict[str, str]:
     return {**env, "PERCOLATE_VAR_DIR": str(var_dir), "PLATFORM_SERVICE_TOKEN": TOKEN, "DJANGO_DEBUG": "true"}
 
 
-def _call(port: int, method: str, path: str, body: dict | None = None) -> int:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        data=json.dumps(body).encode() if body is not None else None,
-        method=method,
-        headers={"Authorization": f"Service {TOKEN}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
+class Pod:
+    """A tier pod's platform client: one kept-alive connection, connection-level failures retried with a backoff (as
+    tiernode's reporter does: runserver's listen backlog is 5), every HTTP answer taken as it is."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def call(self, method: str, path: str, body: dict | None = None) -> int:
+        headers = {"Authorization": f"Service {TOKEN}", "Content-Type": "application/json"}
+        data = json.dumps(body).encode() if body is not None else None
+        for attempt in range(10):
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                response = self.conn.getresponse()
+                response.read()
+                return int(response.status)
+            except (ConnectionError, http.client.HTTPException):
+                self.conn.close()
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError(f"{method} {path}: no connection to the web app")
 
 
 def test_the_embedded_database_takes_a_burst_of_concurrent_writers(tmp_path: Path) -> None:
@@ -75,12 +85,13 @@ def test_the_embedded_database_takes_a_burst_of_concurrent_writers(tmp_path: Pat
 
         def pod(tenant_id: str) -> list[int]:
             """What a tier pod does for one tenant while it serves a burst of chats: load, cool down, load again."""
-            gen, statuses = generations[tenant_id], []
+            client, gen, statuses = Pod(port), generations[tenant_id], []
             for i in range(ROUNDS):
                 state = "hot" if i % 2 == 0 else "warm"
                 body = {"state": state, "generation": gen, "pod_id": "127.0.0.1:8203"}
-                statuses.append(_call(port, "POST", f"/api/internal/tenants/{tenant_id}/state", body))
-                statuses.append(_call(port, "GET", f"/api/internal/tenants/{tenant_id}/key"))
+                statuses.append(client.call("POST", f"/api/internal/tenants/{tenant_id}/state", body))
+                statuses.append(client.call("GET", f"/api/internal/tenants/{tenant_id}/key"))
+            client.conn.close()
             return statuses
 
         with ThreadPoolExecutor(max_workers=TENANTS) as pool:
