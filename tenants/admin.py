@@ -42,6 +42,9 @@ from tenants.services import tenant_delete, tenant_provision, tenant_reactivate,
 # An action runs one service call (one transaction, one audit row) per tenant; beyond this many rows an admin
 # request would run for minutes, so the action refuses and asks for a narrower selection (or a management command).
 class TenantAdminForm(forms.ModelForm):
+    # A plain text field: tenants.emails decides what an email is, for the admin as for the API.
+    email = forms.CharField(max_length=255)
+
     class Meta:
         model = Tenant
         fields = EDITABLE_FIELDS

@@ -68,7 +68,8 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         qs = Tenant.objects.select_related("state")
         if self.action != "list":
             return qs
-        filters = _valid(TenantListQuery, self.request.query_params)
+        # A plain dict: DRF reads an empty non-required form value as absent, the schema calls it invalid.
+        filters = _valid(TenantListQuery, dict(self.request.query_params.items()))
         for field in ("tier", "status"):
             if field in filters:
                 qs = qs.filter(**{field: filters[field]})
@@ -154,7 +155,7 @@ class TenantKeyView(InternalView):
         responses={200: TenantKeyOut, 409: _conflict("A mobile_only tenant, or a key the master key cannot open.")},
     )
     def get(self, request: Request, tenant_id: uuid.UUID) -> Response:
-        key_id = _valid(TenantKeyQuery, request.query_params).get("key_id") or None
+        key_id = _valid(TenantKeyQuery, dict(request.query_params.items())).get("key_id")
         tenant = Tenant.objects.filter(pk=tenant_id).only("security_mode").first()
         if tenant is None:
             raise NotFound(f"tenant {tenant_id} does not exist")

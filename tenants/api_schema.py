@@ -1,9 +1,10 @@
 """The OpenAPI schema as the contract: what drf-spectacular derives, plus what it cannot know.
 
 - `ApiAutoSchema` names the permission each staff operation needs (`x-required-permission`, and in the text).
-- `add_error_responses` (a postprocessing hook) documents the refusals every operation can give, with the one
-  `Error` body: 400 and 401 and 403 everywhere, 404 where the path names an object, 413 and 415 where there is a
-  body; and gives every 4xx an operation declares (409) the same body.
+- `add_error_responses` (a postprocessing hook) closes request bodies (additionalProperties: false) and documents
+  the refusals every operation can give, with the one `Error` body: 400, 401 and 403 everywhere, 404 where the
+  path names an object, 413 and 415 where there is a body; and gives every 4xx an operation declares (409) the
+  same body.
 - `add_links` (a postprocessing hook) adds OpenAPI links so clients and stateful testers can chain calls: an
   operation whose 2xx body is component X with an `id` links to every operation under `{base}{id}/`, where
   `GET {base}{id}/` returns X. New endpoints get both by following the pattern in tenants/api.py.
@@ -67,8 +68,13 @@ def _operations(result: dict[str, Any]) -> Any:
 
 
 def add_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    _collapse_blank_alternatives(schemas)
+    schemas["Error"] = ERROR_SCHEMA
     for path, _method, operation in _operations(result):
+        body_ref = _body_ref(operation.get("requestBody", {}))
+        if body_ref:  # request bodies are StrictSerializers: unknown fields are refused
+            schemas[body_ref.rsplit("/", 1)[-1]]["additionalProperties"] = False
         codes = ["400", "401", "403"]
         if "{" in path:
             codes.append("404")
@@ -83,6 +89,20 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
                 if not response.get("description"):
                     response["description"] = _DESCRIPTIONS.get(code, "Refused.")
     return result
+
+
+def _collapse_blank_alternatives(node: Any) -> None:
+    """drf-spectacular writes a blank-allowed string with a pattern as oneOf [pattern, maxLength 0]; our patterns
+    for such fields already accept "", which then matches both branches, and oneOf calls that invalid."""
+    if isinstance(node, dict):
+        one_of = node.get("oneOf")
+        if isinstance(one_of, list) and len(one_of) == 2 and one_of[1] == {"type": "string", "maxLength": 0}:
+            node.update(node.pop("oneOf")[0])
+        for value in node.values():
+            _collapse_blank_alternatives(value)
+    elif isinstance(node, list):
+        for value in node:
+            _collapse_blank_alternatives(value)
 
 
 def _body_ref(response: dict[str, Any]) -> str | None:

@@ -6,7 +6,7 @@ Choice fields are enums in the schema; bounds match the database columns, so any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tenants.api_fields import StrictCharField, StrictChoiceField, StrictIntegerField
+from tenants.api_fields import StrictCharField, StrictChoiceField, StrictIntegerField, StrictSerializer
 from tenants.models import Device, DevicePlatform, SecurityMode, State, Tenant, TenantStatus, Tier
 
 BIGINT_MAX = 2**63 - 1
@@ -33,7 +33,7 @@ class EmailInField(StrictCharField):
     """An email in any spelling; `tenants.emails.normalize_email` (in the service) decides whether it is one."""
 
 
-class TenantIn(serializers.Serializer):
+class TenantIn(StrictSerializer):
     email = EmailInField(
         max_length=255,
         help_text="Normalised (NFKC, lower case, IDNA domain) before the uniqueness check, so `u@éxample.com`, its "
@@ -53,7 +53,7 @@ class TenantListQuery(serializers.Serializer):
     )
 
 
-class ReasonIn(serializers.Serializer):
+class ReasonIn(StrictSerializer):
     reason = StrictCharField(max_length=500, required=False, default="", allow_blank=True)
 
 
@@ -79,17 +79,19 @@ KEY_HELP = (
 )
 
 
-class DeviceIn(serializers.Serializer):
+class DeviceIn(StrictSerializer):
     device_name = StrictCharField(max_length=255)
     platform = StrictChoiceField(choices=DevicePlatform.choices)
     public_key_signing = StrictCharField(max_length=1000, help_text="Ed25519. " + KEY_HELP)
     public_key_encryption = StrictCharField(max_length=1000, help_text="X25519. " + KEY_HELP)
 
 
-class StateReportIn(serializers.Serializer):
+class StateReportIn(StrictSerializer):
     state = StrictChoiceField(choices=State.choices)
     generation = StrictIntegerField(min_value=1, max_value=BIGINT_MAX)
-    pod_id = StrictCharField(max_length=255, required=False, allow_null=True, default=None)
+    pod_id = StrictCharField(
+        max_length=255, required=False, allow_null=True, allow_blank=True, default=None, help_text="Empty: no pod."
+    )
 
 
 class TenantKeyQuery(serializers.Serializer):
