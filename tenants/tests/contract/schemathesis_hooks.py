@@ -32,7 +32,7 @@ MAX_KEY_TEXT = 1000  # DeviceIn's maxLength: a longer string is a negative case 
 
 
 # before_call rather than map_body: it runs in every phase (the coverage phase does not draw from strategies).
-@schemathesis.hook.apply_to(path_regex=r"/devices/$", method="POST")
+@schemathesis.hook.apply_to(path_regex=r"/devices/$", method="POST")  # type: ignore[attr-defined]
 def before_call(context: Any, case: Any, kwargs: Any) -> None:
     if isinstance(case.body, dict):
         for name, make in _KEYS.items():
