@@ -52,7 +52,9 @@ def test_weak_ed25519_keys_are_refused_with_a_reason(raw: bytes) -> None:
 @pytest.mark.parametrize("name", X25519_WEAK)
 def test_weak_x25519_keys_are_refused_with_a_reason(name: str) -> None:
     raw = (X25519_WEAK[name] % 2**256).to_bytes(32, "little")
-    with pytest.raises(ValueError, match="not an acceptable X25519 public key: (non-canonical|a point of small order)"):
+    with pytest.raises(
+        ValueError, match=r"not an acceptable X25519 public key: (non-canonical|a point of small order)"
+    ):
         normalize_encryption_key(b64url(raw))
 
 
