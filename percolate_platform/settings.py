@@ -188,7 +188,6 @@ SPECTACULAR_SETTINGS = {
         "tenants.api_schema.add_error_responses",
         "tenants.api_schema.add_links",
     ],
-    "ENUM_NAME_OVERRIDES": {"TierEnum": "tenants.models.Tier"},
 }
 
 # Shared credential for tier pods and the gateway calling the internal API (Bearer token).
