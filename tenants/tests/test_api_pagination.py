@@ -62,7 +62,7 @@ def test_2700_tenants_of_one_seed_batch_are_all_reached_once(staff_api: APIClien
 def test_a_filtered_walk_through_ties_reaches_every_match(staff_api: APIClient) -> None:
     batch = timezone.now()
     _seed(100, created_at=batch, tier="B")
-    matches = _seed(1100, created_at=batch, tier="C", prefix="c")
+    matches = _seed(1300, created_at=batch, tier="C", prefix="c")
     seen, _ = _walk(staff_api, "/api/tenants/?tier=C")
     assert sorted(seen) == sorted(str(t.id) for t in matches)
 
