@@ -32,11 +32,8 @@ def error_body(code: str, message: str, fields: Any = None) -> dict[str, Any]:
     return {"error": error}
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
-    response = JsonResponse(error_body(code, message), status=status)
-    for name, value in (headers or {}).items():
-        response[name] = value
-    return response
+def error_response(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status)
 
 
 def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
