@@ -27,6 +27,7 @@ if not SECRET_KEY:
     raise environ.ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "tenants.api_errors.csrf_failure"  # JSON under /api/, Django's page elsewhere
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -49,8 +50,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads a cookie, a parameter or the body: see tenants/middleware.py.
+    "tenants.middleware.InputGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "tenants.middleware.ApiCommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -208,15 +211,21 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
 
+# The one body-size limit: the input guard refuses larger bodies (413) from Content-Length before reading them.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
+
 REST_FRAMEWORK = {
+    # Staff endpoints by default; internal endpoints set the service credential as their only scheme
+    # (tenants.api_auth), so each endpoint names the one scheme it accepts in WWW-Authenticate and in the schema.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "tenants.api_auth.ServiceTokenAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["tenants.api_auth.IsStaffUser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "tenants.api_pagination.CreatedCursorPagination",
+    "DEFAULT_PARSER_CLASSES": ["tenants.api_parsers.GuardedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PERMISSION_CLASSES": ["tenants.api_permissions.HasModelPermission"],
+    "DEFAULT_SCHEMA_CLASS": "tenants.api_schema.ApiAutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "tenants.api_pagination.KeysetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "tenants.api_errors.json_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -226,6 +235,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["tenants.api_auth.IsStaffUser"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tenants.api_schema.add_error_responses",
+        "tenants.api_schema.add_links",
+    ],
 }
 
 # Shared credential for tier pods and the gateway calling the internal API (Bearer token).

@@ -1,12 +1,20 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from percolate_platform.health import healthz
+from tenants.api_errors import api_not_found
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("tenants.urls")),
+    # Keep last: any other path under /api/ (a malformed id included) is a JSON 404, with DEBUG on or off.
+    re_path(r"^api(?:/|$)", api_not_found),
 ]
+
+handler400 = "tenants.api_errors.bad_request"
+handler403 = "tenants.api_errors.permission_denied"
+handler404 = "tenants.api_errors.page_not_found"
+handler500 = "tenants.api_errors.server_error"

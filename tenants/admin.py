@@ -33,6 +33,8 @@ from tenants.admin_mixins import (
 from tenants.admin_services import EDITABLE_FIELDS, tenant_update
 from tenants.audit import Actor
 from tenants.device_services import device_revoke
+from tenants.emails import normalize_email, normalize_email_prefix
+from tenants.errors import PlatformError
 from tenants.models import AuditLog, Device, Tenant, TenantKey, TenantMetric, TenantState
 from tenants.services import tenant_delete, tenant_provision, tenant_reactivate, tenant_suspend
 
@@ -40,13 +42,19 @@ from tenants.services import tenant_delete, tenant_provision, tenant_reactivate,
 # An action runs one service call (one transaction, one audit row) per tenant; beyond this many rows an admin
 # request would run for minutes, so the action refuses and asks for a narrower selection (or a management command).
 class TenantAdminForm(forms.ModelForm):
+    # A plain text field: tenants.emails decides what an email is, for the admin as for the API.
+    email = forms.CharField(max_length=255)
+
     class Meta:
         model = Tenant
         fields = EDITABLE_FIELDS
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        # Emails are stored lower-cased, so an exact match is the indexed case-insensitive check.
+        try:
+            email = normalize_email(self.cleaned_data["email"])
+        except PlatformError as exc:
+            raise forms.ValidationError(exc.fields.get("email") or exc.message) from exc
+        # Emails are stored normalised (tenants.emails), so an exact match is the indexed one-mailbox check.
         if Tenant.objects.filter(email=email).exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError("A tenant with this email already exists.")
         return email
@@ -119,8 +127,8 @@ class TenantAdmin(BigTableAdminMixin, admin.ModelAdmin):
         tenant_id = parse_uuid(term)
         if tenant_id is not None:
             return queryset.filter(pk=tenant_id), False
-        # Emails are stored lower-cased; idx_tenants_email (varchar_pattern_ops) serves LIKE 'prefix%'.
-        return queryset.filter(email__startswith=term.lower()), False
+        # Emails are stored normalised; idx_tenants_email (varchar_pattern_ops) serves LIKE 'prefix%'.
+        return queryset.filter(email__startswith=normalize_email_prefix(term)), False
 
     # -- form ------------------------------------------------------------------------------------------------
 

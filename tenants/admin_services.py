@@ -5,10 +5,11 @@ import uuid
 from django.db import IntegrityError, transaction
 
 from tenants.audit import Actor, audit_write, changes
+from tenants.emails import normalize_email
 from tenants.errors import Conflict
 from tenants.events import tenant_changed
 from tenants.models import SecurityMode, Tenant, TenantState, Tier
-from tenants.services import locked_tenant, normalize_email, require_choice
+from tenants.services import locked_tenant, require_choice
 
 
 def _fence_old_tier(tenant: Tenant) -> None:
@@ -63,7 +64,7 @@ def tenant_update(
                 metadata={"changes": diff},
             )
     except IntegrityError as exc:
-        if "email" in wanted and Tenant.objects.filter(email__iexact=wanted["email"]).exclude(pk=tenant_id).exists():
+        if "email" in wanted and Tenant.objects.filter(email=wanted["email"]).exclude(pk=tenant_id).exists():
             raise Conflict(
                 f"a tenant with email {wanted['email']} already exists", fields={"email": ["Already in use."]}
             ) from exc

@@ -43,6 +43,9 @@ class ServiceTokenAuthentication(BaseAuthentication):
         return "Service"
 
 
+SERVICE_AUTHENTICATION = [ServiceTokenAuthentication]
+
+
 class IsStaffUser(BasePermission):
     """Staff endpoints: an authenticated Django user with is_staff (services and ordinary users are refused)."""
 

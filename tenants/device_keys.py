@@ -1,7 +1,8 @@
 """Validation of a device's public keys: Ed25519 for signing, X25519 for encryption, nothing else.
 
 Keys arrive as 32 raw bytes in base64/base64url (padded or not) or as a PEM SubjectPublicKeyInfo block, and are
-stored as unpadded base64url of the raw bytes.
+stored as unpadded base64url of the raw bytes. `cryptography` loads the key (type, length, PEM structure); the point
+itself is checked by `tenants.curve25519` (canonical, on the curve, prime order), which `cryptography` does not do.
 """
 
 import base64
@@ -10,6 +11,8 @@ import binascii
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from tenants.curve25519 import PointError, check_ed25519, check_x25519
 
 RAW_KEY_BYTES = 32
 PublicKey = Ed25519PublicKey | X25519PublicKey
@@ -27,6 +30,9 @@ def _decode_raw(text: str) -> bytes:
     return raw
 
 
+_POINT_CHECKS = {Ed25519PublicKey: check_ed25519, X25519PublicKey: check_x25519}
+
+
 def _normalize(text: object, key_class: type[PublicKey], name: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"not an {name} public key: empty")
@@ -38,9 +44,12 @@ def _normalize(text: object, key_class: type[PublicKey], name: str) -> str:
                 raise ValueError(f"PEM holds a {type(key).__name__}")
         else:
             key = key_class.from_public_bytes(_decode_raw(text))
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        _POINT_CHECKS[key_class](raw)
+    except PointError as exc:
+        raise ValueError(f"not an acceptable {name} public key: {exc}") from exc
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not an {name} public key: {exc}") from exc
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 

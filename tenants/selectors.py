@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
+from tenants.emails import normalize_email_prefix
 from tenants.errors import NotFound
 from tenants.models import State, Tenant, TenantState
 
@@ -100,7 +101,7 @@ def resolve_tenant_id(ref: str) -> uuid.UUID:
     try:
         tenant_id = uuid.UUID(ref)
     except ValueError:
-        found = Tenant.objects.filter(email=ref.lower()).values_list("id", flat=True).first()
+        found = Tenant.objects.filter(email=normalize_email_prefix(ref)).values_list("id", flat=True).first()
         if found is None:
             raise NotFound(f"no tenant with id or email {ref!r}") from None
         return found

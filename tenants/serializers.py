@@ -1,33 +1,60 @@
-"""API shapes. Input serializers check only the shape; the services own every business rule."""
+"""API shapes. Input serializers check type and shape (strictly, see api_fields); the services own every rule.
 
+Choice fields are enums in the schema; bounds match the database columns, so anything past them is a 400.
+"""
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tenants.models import Device, Tenant
+from tenants.api_fields import StrictCharField, StrictChoiceField, StrictIntegerField, StrictSerializer
+from tenants.models import Device, DevicePlatform, SecurityMode, State, Tenant, TenantStatus, Tier
+
+BIGINT_MAX = 2**63 - 1
 
 
 class TenantStateOut(serializers.Serializer):
-    state = serializers.CharField()
-    generation = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=State.choices)
+    generation = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
     pod_id = serializers.CharField(allow_null=True)
     last_access_at = serializers.DateTimeField()
 
 
 class TenantOut(serializers.ModelSerializer):
-    state = TenantStateOut(read_only=True)
+    email = serializers.EmailField(help_text="Normalised: NFKC, lower case, IDNA (ASCII) domain.")
+    state = TenantStateOut(read_only=True, allow_null=True)
 
     class Meta:
         model = Tenant
         fields = ["id", "email", "tier", "status", "security_mode", "created_at", "updated_at", "state"]
 
 
-class TenantIn(serializers.Serializer):
-    email = serializers.CharField(max_length=255)
-    tier = serializers.CharField(max_length=10)
-    security_mode = serializers.CharField(max_length=20, required=False, default="node_based")
+@extend_schema_field({"type": "string", "format": "email", "maxLength": 255})
+class EmailInField(StrictCharField):
+    """An email in any spelling; `tenants.emails.normalize_email` (in the service) decides whether it is one."""
 
 
-class ReasonIn(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
+class TenantIn(StrictSerializer):
+    email = EmailInField(
+        max_length=255,
+        help_text="Normalised (NFKC, lower case, IDNA domain) before the uniqueness check, so `u@éxample.com`, its "
+        "NFD, fullwidth and `xn--` spellings are one tenant (409 on a second).",
+    )
+    tier = StrictChoiceField(choices=Tier.choices)
+    security_mode = StrictChoiceField(choices=SecurityMode.choices, required=False, default=SecurityMode.NODE_BASED)
+
+
+class TenantListQuery(serializers.Serializer):
+    """The list's filters (query parameters)."""
+
+    tier = StrictChoiceField(choices=Tier.choices, required=False)
+    status = StrictChoiceField(choices=TenantStatus.choices, required=False)
+    email = StrictCharField(
+        max_length=255, required=False, help_text="Prefix of the (normalised) email, any letter case."
+    )
+
+
+class ReasonIn(StrictSerializer):
+    reason = StrictCharField(max_length=500, required=False, default="", allow_blank=True)
 
 
 class DeviceOut(serializers.ModelSerializer):
@@ -46,17 +73,31 @@ class DeviceOut(serializers.ModelSerializer):
         ]
 
 
-class DeviceIn(serializers.Serializer):
-    device_name = serializers.CharField(max_length=255)
-    platform = serializers.CharField(max_length=50)
-    public_key_signing = serializers.CharField()
-    public_key_encryption = serializers.CharField()
+KEY_HELP = (
+    "32 raw bytes in base64 or base64url (padded or not), or a PEM SubjectPublicKeyInfo block. It must be a "
+    "canonical encoding of a point of the prime-order subgroup, not of small order (docs/decisions.md)."
+)
 
 
-class StateReportIn(serializers.Serializer):
-    state = serializers.CharField(max_length=10)
-    generation = serializers.IntegerField(min_value=1)
-    pod_id = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
+class DeviceIn(StrictSerializer):
+    device_name = StrictCharField(max_length=255)
+    platform = StrictChoiceField(choices=DevicePlatform.choices)
+    public_key_signing = StrictCharField(max_length=1000, help_text="Ed25519. " + KEY_HELP)
+    public_key_encryption = StrictCharField(max_length=1000, help_text="X25519. " + KEY_HELP)
+
+
+class StateReportIn(StrictSerializer):
+    state = StrictChoiceField(choices=State.choices)
+    generation = StrictIntegerField(min_value=1, max_value=BIGINT_MAX)
+    pod_id = StrictCharField(
+        max_length=255, required=False, allow_null=True, allow_blank=True, default=None, help_text="Empty: no pod."
+    )
+
+
+class TenantKeyQuery(serializers.Serializer):
+    """The key endpoint's query: an optional key id (a retired key, to open an old object)."""
+
+    key_id = StrictCharField(max_length=64, required=False)
 
 
 class TenantKeyOut(serializers.Serializer):

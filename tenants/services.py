@@ -3,27 +3,16 @@
 import uuid
 
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tenants.audit import Actor, audit_write, changes
+from tenants.emails import normalize_email
 from tenants.errors import Conflict, ForbiddenTransition, InvalidInput, NotFound, StaleGeneration
 from tenants.events import tenant_changed
 from tenants.keys import tenant_key_create
 from tenants.lifecycle import GENERATION_BUMPING, is_allowed
 from tenants.models import SecurityMode, State, Tenant, TenantState, TenantStatus, Tier
-
-
-def normalize_email(email: object) -> str:
-    if not isinstance(email, str):
-        raise InvalidInput("invalid email", fields={"email": ["Enter a valid email address."]})
-    email = email.strip().lower()
-    try:
-        validate_email(email)
-    except ValidationError as exc:
-        raise InvalidInput("invalid email", fields={"email": list(exc.messages)}) from exc
-    return email
 
 
 def require_choice(field: str, value: object, allowed: list[str]) -> str:
@@ -60,7 +49,7 @@ def tenant_provision(
                 metadata={"email": email, "tier": tier, "security_mode": security_mode, "key_id": key.key_id},
             )
     except IntegrityError as exc:
-        if Tenant.objects.filter(email__iexact=email).exists():
+        if Tenant.objects.filter(email=email).exists():
             raise Conflict(
                 f"a tenant with email {email} already exists", fields={"email": ["Already in use."]}
             ) from exc
