@@ -140,3 +140,11 @@ restores_requested = Counter(
 def cache_lookup_recorder(cache: str) -> Callable[[bool], None]:
     """Counts a cache's hits and misses."""
     return lambda was_hit: cache_lookups.inc(cache, "hit" if was_hit else "miss")
+
+
+edge_timeouts = Counter(
+    "percolate_gateway_edge_timeouts",
+    "Client connections cut for not sending a request in time (gateway.deadlines), by the part they were sending",
+    ["phase"],
+    registry=registry,
+)
