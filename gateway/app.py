@@ -18,6 +18,7 @@ from django.conf import settings
 from multidict import CIMultiDict
 
 from gateway import metrics
+from gateway.admission import Admission, Admitted, refuse
 from gateway.cache import TtlCache
 from gateway.callers import Authenticator
 from gateway.coldpath import ColdPath
@@ -94,6 +95,8 @@ class Gateway(OwnEndpoints, Forwarding):
         self._db_ok_until = 0.0
         self.cold = ColdPath(self)
         self.request_ids = RequestIds()
+        self.admission = Admission(settings.GATEWAY_MAX_IN_FLIGHT)
+        metrics.in_flight.set_function(lambda: self.admission.in_flight)
 
     async def _load_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:
         return await sync_to_async(tenant_route, thread_sensitive=False)(tenant_id=tenant_id)
@@ -161,11 +164,16 @@ class Gateway(OwnEndpoints, Forwarding):
         if path in OWN_PATHS:
             await self._own_endpoint(path, send)
             return
+        if not self.admission.enter():  # gateway.admission: refused at once past the bound
+            metrics.requests_total.inc("none", str(await refuse(send)))
+            return
+        send = admitted = Admitted(self.admission, send)  # the response's start gives the place back
         started = time.perf_counter()
         tier, status = "none", 500
         try:
             status, tier = await self._proxy(scope, receive, send, started)
         finally:
+            admitted.release()
             metrics.requests_total.inc(tier, str(status))
 
     async def _proxy(self, scope: dict[str, Any], receive: Receive, send: Send, started: float) -> tuple[int, str]:

@@ -148,3 +148,13 @@ edge_timeouts = Counter(
     ["phase"],
     registry=registry,
 )
+shed = Counter(
+    "percolate_gateway_shed",
+    "Requests refused at once (503) because the process had its bound of requests in flight (gateway.admission)",
+    registry=registry,
+)
+in_flight = Gauge(
+    "percolate_gateway_in_flight",
+    "Admitted requests whose response has not started (gateway.admission)",
+    registry=registry,
+)

@@ -1,0 +1,111 @@
+"""Admission control: the rule on its own, then the gateway refusing past its bound while open streams flow."""
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from gateway import metrics
+from gateway.admission import Admission, Admitted
+from gateway.app import Gateway
+from gateway.tests.conftest import Reply, Upstream, bearer, call
+
+
+def test_admits_up_to_the_bound_and_the_first_message_gives_the_place_back_once() -> None:
+    admission = Admission(2)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        assert admission.enter() and admission.enter()
+        assert not admission.enter() and admission.in_flight == 2
+        first = Admitted(admission, send)
+        await first({"type": "http.response.start", "status": 200})
+        assert admission.in_flight == 1 and sent == [{"type": "http.response.start", "status": 200}]
+        await first({"type": "http.response.body", "body": b"x", "more_body": True})
+        first.release()  # the request ends: its place was already given back
+        assert admission.in_flight == 1
+        second = Admitted(admission, send)
+        second.release()  # ended without answering (the client left)
+        second.release()
+        assert admission.in_flight == 0 and admission.enter()
+
+    asyncio.run(scenario())
+
+
+def shed_total() -> float:
+    return metrics.registry.get_sample_value("percolate_gateway_shed_total") or 0.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_past_the_bound_requests_are_refused_at_once_while_an_open_stream_keeps_flowing(
+    gateway_settings: Any, make_tenant: Any
+) -> None:
+    gateway_settings.GATEWAY_MAX_IN_FLIGHT = 2
+    tenant = make_tenant(tier="A")
+    release_slow = asyncio.Event()
+    next_chunk = asyncio.Event()
+
+    async def pod_handler(request: web.Request) -> web.StreamResponse:
+        asked = json.loads(await request.read())
+        if asked.get("stream"):
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(b"data: one\n\n")
+            await next_chunk.wait()
+            await response.write(b"data: two\n\n")
+            await response.write(b"data: [DONE]\n\n")
+            return response
+        await release_slow.wait()
+        return web.json_response({"ok": True})
+
+    pod = Upstream(pod_handler)
+
+    def chat(stream: bool = False) -> dict[str, Any]:
+        body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "stream": stream}).encode()
+        headers = [bearer(tenant.id), (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        return {"headers": headers, "body": [body]}
+
+    async def until(condition: Any) -> None:
+        for _ in range(500):
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("condition not reached")
+
+    async def scenario() -> None:
+        gateway_settings.GATEWAY_TIER_PODS["A"] = [await pod.start()]
+        gateway = Gateway()
+        try:
+            stream = Reply(0, {})
+            streaming = asyncio.ensure_future(call(gateway, "POST", "/v1/chat/completions", reply=stream, **chat(True)))
+            await until(lambda: stream.chunks)
+            assert gateway.admission.in_flight == 0  # a stream stops counting once its response has started
+
+            slow = [asyncio.ensure_future(call(gateway, "POST", "/v1/chat/completions", **chat())) for _ in range(2)]
+            await until(lambda: len(pod.seen) == 3)
+            assert gateway.admission.in_flight == 2
+
+            before = shed_total()
+            started = asyncio.get_running_loop().time()
+            refused = await call(gateway, "POST", "/v1/chat/completions", **chat())
+            assert asyncio.get_running_loop().time() - started < 0.5
+            assert refused.status == 503 and refused.headers[b"retry-after"] == b"1"
+            assert json.loads(refused.body)["error"]["code"] == "overloaded"
+            assert len(pod.seen) == 3 and shed_total() == before + 1
+
+            next_chunk.set()  # the open stream was never held back
+            assert (await streaming).status == 200 and stream.body.endswith(b"data: [DONE]\n\n")
+            release_slow.set()
+            assert [r.status for r in await asyncio.gather(*slow)] == [200, 200]
+            assert gateway.admission.in_flight == 0
+            assert (await call(gateway, "POST", "/v1/chat/completions", **chat())).status == 200
+        finally:
+            await gateway.stop()
+            await pod.stop()
+
+    asyncio.run(scenario())
