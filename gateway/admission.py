@@ -8,14 +8,28 @@ latency instead of every request queueing (the bound, how it was chosen and the 
 "Admission control").
 """
 
+import sys
 from collections.abc import Awaitable
 from typing import Any
 
 from gateway import metrics
 from gateway.errors import Send, error_body, send_json
+from gateway.own_endpoints import OWN_PATHS
 
 RETRY_AFTER_SECONDS = 1
 OVERLOADED = error_body("overloaded", "the gateway is at capacity; retry shortly")
+EXEMPT_PATHS = OWN_PATHS  # probes and scrapes are answered however busy the process is
+
+
+def _overloaded_response(*, close: bool) -> bytes:
+    head = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncache-control: no-store\r\n"
+    head += b"retry-after: %d\r\ncontent-length: %d\r\n" % (RETRY_AFTER_SECONDS, len(OVERLOADED))
+    return head + (b"connection: close\r\n" if close else b"") + b"\r\n" + OVERLOADED
+
+
+# The same answer as `refuse` sends, written by the server itself (gateway.server) without starting the app.
+OVERLOADED_RESPONSE = _overloaded_response(close=False)
+OVERLOADED_RESPONSE_CLOSE = _overloaded_response(close=True)
 
 
 class Admission:
@@ -33,6 +47,19 @@ class Admission:
             return False
         self.in_flight += 1
         return True
+
+    def full(self) -> bool:
+        return self.in_flight >= self.limit
+
+
+# This process's: the gateway app counts in it (for_process), the server's protocol reads it to refuse a request
+# before any of the app's work is spent on it. Unbounded until the app sets its limit.
+PROCESS = Admission(sys.maxsize)
+
+
+def for_process(limit: int) -> Admission:
+    PROCESS.limit = limit
+    return PROCESS
 
 
 class Admitted:
@@ -58,6 +85,6 @@ class Admitted:
 
 async def refuse(send: Send) -> int:
     """Answer a request that found no room: 503 at once, with when to retry."""
-    metrics.shed.inc()
+    metrics.shed.inc("app")
     await send_json(send, 503, OVERLOADED, [(b"retry-after", b"%d" % RETRY_AFTER_SECONDS)])
     return 503

@@ -18,7 +18,7 @@ from django.conf import settings
 from multidict import CIMultiDict
 
 from gateway import metrics
-from gateway.admission import Admission, Admitted, refuse
+from gateway.admission import Admitted, for_process, refuse
 from gateway.cache import TtlCache
 from gateway.callers import Authenticator
 from gateway.coldpath import ColdPath
@@ -95,7 +95,7 @@ class Gateway(OwnEndpoints, Forwarding):
         self._db_ok_until = 0.0
         self.cold = ColdPath(self)
         self.request_ids = RequestIds()
-        self.admission = Admission(settings.GATEWAY_MAX_IN_FLIGHT)
+        self.admission = for_process(settings.GATEWAY_MAX_IN_FLIGHT)
         metrics.in_flight.set_function(lambda: self.admission.in_flight)
 
     async def _load_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:

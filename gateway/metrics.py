@@ -148,9 +148,10 @@ edge_timeouts = Counter(
     ["phase"],
     registry=registry,
 )
-shed = Counter(
+shed = LoopCounter(
     "percolate_gateway_shed",
-    "Requests refused at once (503) because the process had its bound of requests in flight (gateway.admission)",
+    "Requests refused at once (503) at the bound of requests in flight (gateway.admission), by the server or the app",
+    ["by"],
     registry=registry,
 )
 in_flight = Gauge(

@@ -17,7 +17,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway import accepting, metrics
+from gateway import accepting, admission, metrics
 from gateway.deadlines import BODY, FIRST_REQUEST, HEAD, EdgeDeadlines, TimedFlowControl, Watch
 from gateway.errors import error_body
 
@@ -143,6 +143,25 @@ class CorkedHttpTools(HttpToolsProtocol):
             deadlines = EdgeDeadlines.from_settings()
             task = _sweepers[key] = self.loop.create_task(_sweep(self.connections, self.timeout_keep_alive, deadlines))
             task.add_done_callback(lambda _: _sweepers.pop(key, None))
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        if admission.PROCESS.full() and cycle.scope["path"] not in admission.EXEMPT_PATHS:
+            self._refuse_overloaded(cycle)
+            return
+        super()._start_asgi_task(cycle, app)
+
+    def _refuse_overloaded(self, cycle: Any) -> None:
+        """The process is at its bound (gateway.admission): the app's 503, written here without starting the app,
+        at a fraction of its cost (a body still to come is read and dropped, as for any answered request)."""
+        metrics.shed.inc("server")
+        metrics.requests_total.inc("none", "503")
+        cycle.response_started = cycle.response_complete = True
+        if cycle.keep_alive:
+            self.transport.write(admission.OVERLOADED_RESPONSE)
+            self.on_response_complete()
+        else:
+            self.transport.write(admission.OVERLOADED_RESPONSE_CLOSE)
+            self.transport.close()
 
     def on_body(self, body: bytes) -> None:
         self.received += len(body)

@@ -2,14 +2,20 @@
 
 import asyncio
 import json
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+import uvicorn
+import uvloop
 from aiohttp import web
 
-from gateway import metrics
+from gateway import admission, metrics
 from gateway.admission import Admission, Admitted
 from gateway.app import Gateway
+from gateway.server import CorkedHttpTools
 from gateway.tests.conftest import Reply, Upstream, bearer, call
 
 
@@ -37,8 +43,8 @@ def test_admits_up_to_the_bound_and_the_first_message_gives_the_place_back_once(
     asyncio.run(scenario())
 
 
-def shed_total() -> float:
-    return metrics.registry.get_sample_value("percolate_gateway_shed_total") or 0.0
+def shed_total(by: str = "app") -> float:
+    return metrics.registry.get_sample_value("percolate_gateway_shed_total", {"by": by}) or 0.0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -109,3 +115,61 @@ def test_past_the_bound_requests_are_refused_at_once_while_an_open_stream_keeps_
             await pod.stop()
 
     asyncio.run(scenario())
+
+
+@asynccontextmanager
+async def server_for(app: Any) -> AsyncIterator[int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    uv = uvicorn.Server(uvicorn.Config(app, http=CorkedHttpTools, lifespan="off", log_level="warning"))
+    task = asyncio.ensure_future(uv.serve(sockets=[sock]))
+    while not uv.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        uv.should_exit = True
+        await task
+
+
+def test_the_server_refuses_at_the_bound_without_starting_the_app_and_keeps_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started.append(scope["path"])
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    process = Admission(1)
+    monkeypatch.setattr(admission, "PROCESS", process)
+
+    async def exchange(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+    ) -> tuple[bytes, bytes]:
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        return head, await reader.readexactly(length)
+
+    async def scenario() -> None:
+        async with server_for(app) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            post = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello"
+            assert process.enter()  # one request in flight elsewhere: the process is at its bound
+            before = shed_total("server")
+            head, body = await exchange(reader, writer, post)
+            assert head.startswith(b"HTTP/1.1 503") and b"retry-after: 1\r\n" in head.lower()
+            assert json.loads(body)["error"]["code"] == "overloaded"
+            assert started == [] and shed_total("server") == before + 1
+            head, body = await exchange(reader, writer, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and started == ["/healthz"]  # probes are always answered
+            process.in_flight -= 1  # room again: the same connection, its refused body skipped, is served
+            head, body = await exchange(reader, writer, post)
+            assert head.startswith(b"HTTP/1.1 200") and body == b"ok"
+            writer.close()
+
+    uvloop.run(scenario())
