@@ -163,6 +163,9 @@ def wrk(port: int, connections: int, seconds: int, script: str) -> dict[str, flo
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if non2xx:  # throughput counts answered requests only: a quick 503 must not pass for capacity
+        total = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
+        rps *= (total - int(non2xx.group(1))) / max(1, total)
 
     def pct(p: str) -> float:
         m = re.search(rf"{p}%\s+([\d.]+)(us|ms|s)", text)
