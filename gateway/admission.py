@@ -1,14 +1,21 @@
-"""Admission control: a bound on the requests one gateway process has admitted and not yet begun to answer.
+"""Admission control for one gateway process: a request is refused at once (503, `Retry-After`, the usual JSON
+error) while the process's event loop runs late, or while it has its bound of requests admitted and not yet
+answering.
 
-A request counts from its admission until its response starts (the first message through its `send`), or until it
-ends without one; a stream stops counting once its first bytes go out, so open streams never crowd out new
-requests and are never refused. Past the bound a request is refused at once with 503, `Retry-After` and the usual
-JSON error, before any work is spent on it: at twice the gateway's capacity the admitted requests keep a bounded
-latency instead of every request queueing (the bound, how it was chosen and the figures: docs/decisions.md,
-"Admission control").
+- The loop's lateness is the queue every request waits in: a loop that runs its callbacks 100 ms late makes each
+  request, which needs a few turns of it, wait a few hundred milliseconds, whatever their number. A probe measures
+  it every PROBE_SECONDS (gateway.server starts it); past `max_lag` new requests are refused until it recovers.
+  This holds the admitted requests' latency on a fast machine and a slow one alike, where a fixed count holds it
+  only for the speed it was chosen on (measured: docs/decisions.md, "Admission control").
+- The count is the backstop: a request counts from its admission until its response starts (the first message
+  through its `send`) or it ends without one, so a stream stops counting once its first bytes go out and open
+  streams never crowd out new requests and are never refused.
 """
 
+import asyncio
+import math
 import sys
+import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -33,33 +40,58 @@ OVERLOADED_RESPONSE_CLOSE = _overloaded_response(close=True)
 
 
 class Admission:
-    """The count of admitted requests not yet answering, at most `limit`."""
+    """The count of admitted requests not yet answering, at most `limit`, and whether the loop runs later than
+    `max_lag` seconds: at LAGGING_SAMPLES probes in a row, so that one stall (a collection, a noisy neighbour taking
+    the CPU for a moment) refuses nothing, while a loop that stays behind sheds within a few tenths of a second.
+    The first probe on time admits again."""
 
-    __slots__ = ("in_flight", "limit")
+    LAGGING_SAMPLES = 3
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    __slots__ = ("in_flight", "lagging", "late_samples", "limit", "max_lag")
+
+    def __init__(self, limit: int, max_lag: float = math.inf) -> None:
+        self.limit, self.max_lag = limit, max_lag
         self.in_flight = 0
+        self.lagging = False
+        self.late_samples = 0
+
+    def full(self) -> bool:
+        return self.lagging or self.in_flight >= self.limit
 
     def enter(self) -> bool:
         """Admit one more request, if there is room."""
-        if self.in_flight >= self.limit:
+        if self.lagging or self.in_flight >= self.limit:
             return False
         self.in_flight += 1
         return True
 
-    def full(self) -> bool:
-        return self.in_flight >= self.limit
+    def observe_lag(self, lag: float) -> None:
+        """The probe's latest measure of how late the loop runs."""
+        self.late_samples = self.late_samples + 1 if lag > self.max_lag else 0
+        self.lagging = self.late_samples >= self.LAGGING_SAMPLES
 
 
-# This process's: the gateway app counts in it (for_process), the server's protocol reads it to refuse a request
-# before any of the app's work is spent on it. Unbounded until the app sets its limit.
+# The process's: the gateway app installs its own when it starts serving (lifespan startup); the server's protocol
+# reads it to refuse a request before any of the app's work is spent on it, and the server's probe tells it the
+# loop's lag. Unbounded until installed (an app driven in-process keeps its own to itself).
 PROCESS = Admission(sys.maxsize)
+PROBE_SECONDS = 0.05
 
 
-def for_process(limit: int) -> Admission:
-    PROCESS.limit = limit
-    return PROCESS
+def install(admission: Admission) -> None:
+    global PROCESS
+    PROCESS = admission
+
+
+async def probe_lag(every: float = PROBE_SECONDS) -> None:
+    """Measure, for ever, how much later than asked a sleep of `every` seconds ends (the loop's lag), and tell the
+    process's admission."""
+    while True:
+        asked = time.monotonic() + every
+        await asyncio.sleep(every)
+        lag = time.monotonic() - asked
+        PROCESS.observe_lag(lag)
+        metrics.loop_lag.observe(lag)
 
 
 class Admitted:

@@ -18,7 +18,7 @@ from django.conf import settings
 from multidict import CIMultiDict
 
 from gateway import metrics
-from gateway.admission import Admitted, for_process, refuse
+from gateway.admission import Admission, Admitted, install, refuse
 from gateway.cache import TtlCache
 from gateway.callers import Authenticator
 from gateway.coldpath import ColdPath
@@ -95,7 +95,7 @@ class Gateway(OwnEndpoints, Forwarding):
         self._db_ok_until = 0.0
         self.cold = ColdPath(self)
         self.request_ids = RequestIds()
-        self.admission = for_process(settings.GATEWAY_MAX_IN_FLIGHT)
+        self.admission = Admission(settings.GATEWAY_MAX_IN_FLIGHT, settings.GATEWAY_MAX_LOOP_LAG_SECONDS)
         metrics.in_flight.set_function(lambda: self.admission.in_flight)
 
     async def _load_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:
@@ -153,6 +153,7 @@ class Gateway(OwnEndpoints, Forwarding):
             if message["type"] == "lifespan.startup":
                 await self.start()
                 settle_garbage_collector(settings.GATEWAY_GC_THRESHOLD)
+                install(self.admission)  # the server refuses by it before starting the app (gateway.admission)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.stop()

@@ -159,3 +159,10 @@ in_flight = Gauge(
     "Admitted requests whose response has not started (gateway.admission)",
     registry=registry,
 )
+loop_lag = LoopHistogram(
+    "percolate_gateway_loop_lag_seconds",
+    "How late the event loop ran the admission probe's timer (gateway.admission)",
+    [],
+    registry=registry,
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)

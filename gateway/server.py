@@ -76,6 +76,7 @@ class CorkedTransport:
 
 SWEEP_SECONDS = 1.0
 _sweepers: dict[int, "asyncio.Task[None]"] = {}  # one per server, by its set of connections
+_lag_probes: dict[int, "asyncio.Task[None]"] = {}  # one per event loop (gateway.admission)
 
 
 def _timeout_response(message: str) -> bytes:
@@ -140,9 +141,17 @@ class CorkedHttpTools(HttpToolsProtocol):
         key = id(self.connections)
         sweeper = _sweepers.get(key)
         if sweeper is None or sweeper.done():
+            self._probe_lag()
             deadlines = EdgeDeadlines.from_settings()
             task = _sweepers[key] = self.loop.create_task(_sweep(self.connections, self.timeout_keep_alive, deadlines))
             task.add_done_callback(lambda _: _sweepers.pop(key, None))
+
+    def _probe_lag(self) -> None:
+        key = id(self.loop)
+        probe = _lag_probes.get(key)
+        if probe is None or probe.done():
+            task = _lag_probes[key] = self.loop.create_task(admission.probe_lag())
+            task.add_done_callback(lambda _: _lag_probes.pop(key, None))
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         if admission.PROCESS.full() and cycle.scope["path"] not in admission.EXEMPT_PATHS:
@@ -156,7 +165,7 @@ class CorkedHttpTools(HttpToolsProtocol):
         metrics.shed.inc("server")
         metrics.requests_total.inc("none", "503")
         cycle.response_started = cycle.response_complete = True
-        if cycle.keep_alive:
+        if cycle.keep_alive and cycle.scope["method"] != "HEAD":  # after HEAD a body would be misread: close
             self.transport.write(admission.OVERLOADED_RESPONSE)
             self.on_response_complete()
         else:

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -41,6 +42,40 @@ def test_admits_up_to_the_bound_and_the_first_message_gives_the_place_back_once(
         assert admission.in_flight == 0 and admission.enter()
 
     asyncio.run(scenario())
+
+
+def test_a_loop_that_stays_late_refuses_and_the_first_probe_on_time_admits_again() -> None:
+    admission = Admission(100, max_lag=0.1)
+    admission.observe_lag(0.5)
+    admission.observe_lag(0.3)  # two late probes: a stall, not yet a standing queue
+    assert admission.enter() and not admission.full()
+    admission.observe_lag(0.2)
+    assert admission.full() and not admission.enter() and admission.in_flight == 1
+    admission.observe_lag(0.01)
+    assert not admission.full() and admission.enter()
+
+
+def test_the_probe_measures_the_loops_lag(monkeypatch: pytest.MonkeyPatch) -> None:
+    process = Admission(100, max_lag=0.05)
+    monkeypatch.setattr(admission, "PROCESS", process)
+
+    async def scenario() -> None:
+        probe = asyncio.ensure_future(admission.probe_lag(every=0.01))
+        try:
+            await asyncio.sleep(0.05)
+            assert not process.lagging
+            for _ in range(20):  # the loop blocked again and again, as by more work than it can do
+                time.sleep(0.1)
+                await asyncio.sleep(0)
+                if process.lagging:
+                    break
+            assert process.lagging and process.late_samples == Admission.LAGGING_SAMPLES
+            await asyncio.sleep(0.1)  # the next probe on time
+            assert not process.lagging
+        finally:
+            probe.cancel()
+
+    uvloop.run(scenario())
 
 
 def shed_total(by: str = "app") -> float:
