@@ -2,22 +2,18 @@
 
 import asyncio
 import json
-import socket
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-import uvicorn
 import uvloop
 from aiohttp import web
 
 from gateway import admission, metrics
 from gateway.admission import Admission, Admitted
 from gateway.app import Gateway
-from gateway.server import CorkedHttpTools
 from gateway.tests.conftest import Reply, Upstream, bearer, call
+from gateway.tests.test_deadlines import served
 
 
 def test_admits_up_to_the_bound_and_the_first_message_gives_the_place_back_once() -> None:
@@ -152,21 +148,6 @@ def test_past_the_bound_requests_are_refused_at_once_while_an_open_stream_keeps_
     asyncio.run(scenario())
 
 
-@asynccontextmanager
-async def server_for(app: Any) -> AsyncIterator[int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    uv = uvicorn.Server(uvicorn.Config(app, http=CorkedHttpTools, lifespan="off", log_level="warning"))
-    task = asyncio.ensure_future(uv.serve(sockets=[sock]))
-    while not uv.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        uv.should_exit = True
-        await task
-
-
 def test_the_server_refuses_at_the_bound_without_starting_the_app_and_keeps_the_connection(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -191,7 +172,7 @@ def test_the_server_refuses_at_the_bound_without_starting_the_app_and_keeps_the_
         return head, await reader.readexactly(length)
 
     async def scenario() -> None:
-        async with server_for(app) as port:
+        async with served(app) as port:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             post = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello"
             assert process.enter()  # one request in flight elsewhere: the process is at its bound

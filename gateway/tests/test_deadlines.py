@@ -107,10 +107,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @asynccontextmanager
-async def edge_server() -> AsyncIterator[int]:
+async def served(asgi_app: Any = app) -> AsyncIterator[int]:
+    """A real uvicorn server on our protocol, on a loopback port (yielded)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, http=CorkedHttpTools, lifespan="off", log_level="warning", timeout_keep_alive=5)
+    config = uvicorn.Config(asgi_app, http=CorkedHttpTools, lifespan="off", log_level="warning", timeout_keep_alive=5)
     uv = uvicorn.Server(config)
     task = asyncio.ensure_future(uv.serve(sockets=[sock]))
     while not uv.started:
@@ -152,7 +153,7 @@ def status_and_error(answer: bytes) -> tuple[int, str]:
 def test_a_connection_that_sends_nothing_is_closed_after_the_first_request_deadline() -> None:
     async def scenario() -> None:
         before = cuts(FIRST_REQUEST)
-        async with edge_server() as port:
+        async with served() as port:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             started = asyncio.get_running_loop().time()
             assert await read_until_closed(reader) == b""  # closed without an answer: there was no request
@@ -166,7 +167,7 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_first_request_deadl
 def test_a_first_request_head_sent_slowly_is_answered_408_and_closed() -> None:
     async def scenario() -> None:
         before = cuts(FIRST_REQUEST)
-        async with edge_server() as port:
+        async with served() as port:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             sender = asyncio.ensure_future(drip(writer, b"GET / HTTP/1.1\r\nhost: example\r\nx-slow: yes\r\n\r\n", 0.1))
             answer = await read_until_closed(reader)
@@ -182,7 +183,7 @@ def test_a_first_request_head_sent_slowly_is_answered_408_and_closed() -> None:
 def test_a_later_request_head_sent_slowly_is_answered_408_and_closed() -> None:
     async def scenario() -> None:
         before = cuts(HEAD)
-        async with edge_server() as port:
+        async with served() as port:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET / HTTP/1.1\r\nhost: example\r\n\r\n")
             first = await reader.readuntil(b"\r\n\r\n")
@@ -200,7 +201,7 @@ def test_a_later_request_head_sent_slowly_is_answered_408_and_closed() -> None:
 def test_a_dripping_body_is_answered_408_and_the_app_sees_the_client_gone() -> None:
     async def scenario() -> None:
         before = cuts(BODY)
-        async with edge_server() as port:
+        async with served() as port:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"POST / HTTP/1.1\r\nhost: example\r\ncontent-length: 100\r\n\r\n")
             sender = asyncio.ensure_future(drip(writer, b"x" * 100, 0.1))  # 10 bytes a second
@@ -234,7 +235,7 @@ async def upload(port: int, body: bytes, *, chunk: int, every: float, target: by
 def test_a_slow_but_steady_upload_passes() -> None:
     async def scenario() -> None:
         before = cuts(BODY)
-        async with edge_server() as port:
+        async with served() as port:
             # 2,000 bytes a second for 2 s: over three times the grace, above the minimum rate all along
             assert await upload(port, b"y" * 4000, chunk=200, every=0.1) == b"200 4000"
         assert cuts(BODY) == before
@@ -245,7 +246,7 @@ def test_a_slow_but_steady_upload_passes() -> None:
 def test_time_the_server_held_reading_paused_does_not_count_against_the_client() -> None:
     async def scenario() -> None:
         before = cuts(BODY)
-        async with edge_server() as port:
+        async with served() as port:
             # the app reads nothing for 1.5 s: past 64 KiB buffered the server pauses reading; the rest waits
             body = b"z" * 200_000
             assert await upload(port, body, chunk=len(body), every=0, target=b"/?wait=1.5") == b"200 200000"
@@ -257,7 +258,7 @@ def test_time_the_server_held_reading_paused_does_not_count_against_the_client()
 def test_a_client_waiting_for_100_continue_is_not_timed_until_it_is_asked() -> None:
     async def scenario() -> None:
         before = cuts(BODY)
-        async with edge_server() as port:
+        async with served() as port:
             answer = await upload(
                 port, b"w" * 10, chunk=10, every=0, target=b"/?wait=1.5", head=b"expect: 100-continue\r\n"
             )
