@@ -1,15 +1,16 @@
 """Admission control for one gateway process: a request is refused at once (503, `Retry-After`, the usual JSON
-error) while the process's event loop runs late, or while it has its bound of requests admitted and not yet
-answering.
+error) while the process's event loop runs late and work is queued in it, or while it has its bound of requests
+admitted and not yet answering.
 
 - The loop's lateness is the queue every request waits in: a loop that runs its callbacks 100 ms late makes each
   request, which needs a few turns of it, wait a few hundred milliseconds, whatever their number. A probe measures
-  it every PROBE_SECONDS (gateway.server starts it); past `max_lag` new requests are refused until it recovers.
-  This holds the admitted requests' latency on a fast machine and a slow one alike, where a fixed count holds it
-  only for the speed it was chosen on (measured: docs/decisions.md, "Admission control").
-- The count is the backstop: a request counts from its admission until its response starts (the first message
-  through its `send`) or it ends without one, so a stream stops counting once its first bytes go out and open
-  streams never crowd out new requests and are never refused.
+  it every PROBE_SECONDS (gateway.server starts it); past `max_lag`, and with `lagging_limit` requests in flight,
+  new requests are refused until it recovers. Lag rises only when the gateway itself is behind, on a fast machine
+  and a slow one alike, where a fixed count means a latency only at the speed it was chosen for, and counts the
+  requests that wait on a pod as well (measured: docs/decisions.md, "Admission control").
+- A request counts from its admission until its response starts (the first message through its `send`) or it ends
+  without one, so a stream stops counting once its first bytes go out: open streams never crowd out new requests
+  and are never refused. `limit` is the backstop on the count whatever the loop does.
 """
 
 import asyncio
@@ -40,27 +41,38 @@ OVERLOADED_RESPONSE_CLOSE = _overloaded_response(close=True)
 
 
 class Admission:
-    """The count of admitted requests not yet answering, at most `limit`, and whether the loop runs later than
-    `max_lag` seconds: at LAGGING_SAMPLES probes in a row, so that one stall (a collection, a noisy neighbour taking
-    the CPU for a moment) refuses nothing, while a loop that stays behind sheds within a few tenths of a second.
-    The first probe on time admits again."""
+    """The count of admitted requests not yet answering, at most `limit`; and, while the loop runs later than
+    `max_lag` seconds, at most `lagging_limit`. Lagging means LAGGING_SAMPLES probes in a row: one stall (a
+    collection, a noisy neighbour taking the CPU for a moment) refuses nothing, a loop that stays behind sheds within
+    a few tenths of a second, and the first probe on time admits again. The lagging limit keeps a late loop with
+    little work queued in it (a burst of new streams, which stop counting once they flow) from refusing anything."""
 
     LAGGING_SAMPLES = 3
 
-    __slots__ = ("in_flight", "lagging", "late_samples", "limit", "max_lag")
+    __slots__ = ("in_flight", "lagging", "lagging_limit", "late_samples", "limit", "max_lag")
 
-    def __init__(self, limit: int, max_lag: float = math.inf) -> None:
-        self.limit, self.max_lag = limit, max_lag
+    def __init__(self, limit: int, max_lag: float = math.inf, lagging_limit: int = 0) -> None:
+        self.limit, self.max_lag, self.lagging_limit = limit, max_lag, lagging_limit
         self.in_flight = 0
         self.lagging = False
         self.late_samples = 0
 
+    @classmethod
+    def from_settings(cls) -> "Admission":
+        from django.conf import settings
+
+        return cls(
+            settings.GATEWAY_MAX_IN_FLIGHT,
+            max_lag=settings.GATEWAY_MAX_LOOP_LAG_SECONDS,
+            lagging_limit=settings.GATEWAY_MAX_IN_FLIGHT_LAGGING,
+        )
+
     def full(self) -> bool:
-        return self.lagging or self.in_flight >= self.limit
+        return self.in_flight >= (self.lagging_limit if self.lagging else self.limit)
 
     def enter(self) -> bool:
         """Admit one more request, if there is room."""
-        if self.lagging or self.in_flight >= self.limit:
+        if self.in_flight >= (self.lagging_limit if self.lagging else self.limit):
             return False
         self.in_flight += 1
         return True

@@ -95,7 +95,7 @@ class Gateway(OwnEndpoints, Forwarding):
         self._db_ok_until = 0.0
         self.cold = ColdPath(self)
         self.request_ids = RequestIds()
-        self.admission = Admission(settings.GATEWAY_MAX_IN_FLIGHT, settings.GATEWAY_MAX_LOOP_LAG_SECONDS)
+        self.admission = Admission.from_settings()
         metrics.in_flight.set_function(lambda: self.admission.in_flight)
 
     async def _load_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:

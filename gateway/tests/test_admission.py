@@ -40,19 +40,22 @@ def test_admits_up_to_the_bound_and_the_first_message_gives_the_place_back_once(
     asyncio.run(scenario())
 
 
-def test_a_loop_that_stays_late_refuses_and_the_first_probe_on_time_admits_again() -> None:
-    admission = Admission(100, max_lag=0.1)
+def test_a_loop_that_stays_late_with_work_queued_refuses_and_the_first_probe_on_time_admits_again() -> None:
+    admission = Admission(100, max_lag=0.1, lagging_limit=2)
+    assert admission.enter()
     admission.observe_lag(0.5)
     admission.observe_lag(0.3)  # two late probes: a stall, not yet a standing queue
     assert admission.enter() and not admission.full()
     admission.observe_lag(0.2)
-    assert admission.full() and not admission.enter() and admission.in_flight == 1
+    assert admission.lagging and admission.full() and not admission.enter() and admission.in_flight == 2
+    admission.in_flight = 1  # late, but little queued in it (new streams flow and stop counting): admitted
+    assert admission.enter() and not admission.enter()
     admission.observe_lag(0.01)
-    assert not admission.full() and admission.enter()
+    assert not admission.full() and admission.enter() and admission.in_flight == 3
 
 
 def test_the_probe_measures_the_loops_lag(monkeypatch: pytest.MonkeyPatch) -> None:
-    process = Admission(100, max_lag=0.05)
+    process = Admission(100, max_lag=0.05, lagging_limit=0)
     monkeypatch.setattr(admission, "PROCESS", process)
 
     async def scenario() -> None:
