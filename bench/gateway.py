@@ -1,9 +1,13 @@
 """Gateway throughput and streaming, side by side with nginx in one run: `python -m bench.gateway`.
 
 An nginx upstream answers a small body at once; nginx as a plain reverse proxy (keepalive, as many workers as the
-gateway) and the gateway (authenticated tenants, tier routing, Redis rate limits) both front it. wrk loads each at
-100 and 1,000 connections. Then 1,000 SSE streams are held through the gateway for 60 s (one event a second each).
-The last line is one JSON object. Targets: ratio_rps_c100 >= 0.3; zero stream errors and < 300 MB for the streams.
+gateway) and the gateway (authenticated tenants, tier routing, Redis rate limits; its cold path off, so the hot proxy
+path is what is measured) both front it. wrk sends `POST /v1/chat/completions` with a small JSON body to each at 100
+and 1,000 connections. Then 1,000 SSE streams (tier B, `"stream": true`) are held through the gateway for 60 s (one
+event a second each). Last, the overload run (bench.gateway_overload): twice the gateway's c100 throughput offered
+for 10 s, paced, while 1,000 streams stay open.
+The last line is one JSON object. Targets: ratio_rps_c100 >= 0.3; zero stream errors and < 300 MB for the streams;
+under overload a bounded admitted p99, no 5xx but 503, no stream event lost.
 """
 
 import argparse
@@ -16,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.gateway_overload import CHAT_BODY, overload_with_streams
 from bench.gateway_streams import hold_streams
 from bench.procs import free_port, peak_rss_mb, start, stop, wait_http
 
@@ -40,20 +45,30 @@ http {{
   }}
 }}
 """
-UPSTREAM_BODY = "location / { default_type application/json; return 200 '{\"ok\":true}'; }"
+# The upstream echoes X-Bench-Sent (the overload run's send time; absent, nothing is added).
+UPSTREAM_BODY = (
+    "location / { default_type application/json; add_header X-Bench-Sent $http_x_bench_sent; "
+    "return 200 '{\"ok\":true}'; }"
+)
 PROXY_BODY = (
     'location / { proxy_pass http://pod; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }'
 )
 
 # The requests are formatted once per wrk thread (in init), not on every request: the load generator shares the two
-# cores with what it measures, and the plain nginx runs use wrk's static request.
+# cores with what it measures, and the plain nginx runs use wrk's static request (the same POST, no token).
+STATIC_SCRIPT = f"""
+wrk.method = "POST"
+wrk.body = '{CHAT_BODY}'
+wrk.headers["Content-Type"] = "application/json"
+"""
 WRK_SCRIPT = """
 tokens = {{{tokens}}}
 requests = {{}}
 counter = 0
 init = function(args)
   for i, token in ipairs(tokens) do
-    requests[i] = wrk.format("GET", "/v1/models", {{["Authorization"] = "Bearer " .. token}})
+    requests[i] = wrk.format("POST", "/v1/chat/completions",
+      {{["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}}, '{body}')
   end
 end
 request = function()
@@ -86,8 +101,8 @@ def nginx(tmp: str, port: int, workers: int, body: str, upstream: int = 0) -> su
     return start([binary, "-c", str(conf), "-g", "daemon off;"])
 
 
-def prepare_tenants(count: int) -> list[str]:
-    """A bench database with `count` tier-A tenants; returns a platform token for each."""
+def prepare_tenants(count: int, tier: str = "A") -> list[str]:
+    """A bench database with `count` tenants of `tier`; returns a platform token for each."""
     code = f"""
 import django, json
 django.setup()
@@ -98,9 +113,10 @@ from tenants.models import Tenant
 from tenants.services import tenant_provision
 from tenants.audit import Actor
 from gateway.tokens import mint_platform_token
-have = list(Tenant.objects.filter(email__startswith="gwbench-").values_list("id", flat=True))
+prefix = "gwbench-" if "{tier}" == "A" else "gwbench-{tier.lower()}-"
+have = list(Tenant.objects.filter(email__startswith=prefix, tier="{tier}").values_list("id", flat=True))
 for i in range(len(have), {count}):
-    have.append(tenant_provision(email=f"gwbench-{{i}}@example.com", tier="A", actor=Actor.system("bench")).id)
+    have.append(tenant_provision(email=f"{{prefix}}{{i}}@example.com", tier="{tier}", actor=Actor.system("bench")).id)
 print(json.dumps([mint_platform_token(master_key=settings.PLATFORM_MASTER_KEY, tenant_id=t, ttl_seconds=3600)
                   for t in have[:{count}]]))
 """
@@ -134,20 +150,22 @@ def gateway_env(extra: dict[str, str]) -> dict[str, str]:
         "TIER_POLICY_JSON": json.dumps(policy),
         "LOG_LEVEL": "WARNING",
         "GATEWAY_TRUSTED_PROXIES": "127.0.0.1",  # forwarded headers are read, as behind production's load balancer
+        "GATEWAY_COLD_PATH_ENABLED": "false",  # the hot proxy path is what is measured
         **extra,
     }
 
 
-def wrk(port: int, connections: int, seconds: int, script: str | None) -> dict[str, float]:
-    cmd = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "--timeout", "10s"]
-    if script:
-        cmd += ["-s", script]
+def wrk(port: int, connections: int, seconds: int, script: str) -> dict[str, float]:
+    cmd = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "--timeout", "10s", "-s", script]
     text = subprocess.run(
-        [*cmd, f"http://127.0.0.1:{port}/v1/models"], capture_output=True, text=True, check=True
+        [*cmd, f"http://127.0.0.1:{port}/v1/chat/completions"], capture_output=True, text=True, check=True
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if non2xx:  # throughput counts answered requests only: a quick 503 must not pass for capacity
+        total = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
+        rps *= (total - int(non2xx.group(1))) / max(1, total)
 
     def pct(p: str) -> float:
         m = re.search(rf"{p}%\s+([\d.]+)(us|ms|s)", text)
@@ -165,10 +183,11 @@ def wrk(port: int, connections: int, seconds: int, script: str | None) -> dict[s
     }
 
 
-def start_gateway(port: int, workers: int, *, upstream: int) -> subprocess.Popen[bytes]:
-    """The gateway as production runs it (`python -m gateway`), with tier A pointed at `upstream`."""
+def start_gateway(port: int, workers: int, *, pods: dict[str, int]) -> subprocess.Popen[bytes]:
+    """The gateway as production runs it (`python -m gateway`), each tier in `pods` pointed at its upstream port."""
     cmd = [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    return start(cmd, env=gateway_env({"GATEWAY_PODS_A": f"127.0.0.1:{upstream}"}), cwd=ROOT)
+    env = gateway_env({f"GATEWAY_PODS_{tier}": f"127.0.0.1:{upstream}" for tier, upstream in pods.items()})
+    return start(cmd, env=env, cwd=ROOT)
 
 
 def main() -> None:
@@ -178,15 +197,19 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--stream-seconds", type=int, default=60)
     parser.add_argument("--tenants", type=int, default=200)
+    parser.add_argument("--overload-seconds", type=int, default=10)
+    parser.add_argument("--overload-connections", type=int, default=2000)
     args = parser.parse_args()
     ensure_tools()
     tokens = prepare_tenants(args.tenants)
+    stream_tokens = prepare_tenants(args.tenants, "B")  # tier B is routed to the streaming upstream
     tmp = tempfile.mkdtemp(prefix="bench-gateway-")
-    script = Path(tmp) / "tokens.lua"
-    script.write_text(WRK_SCRIPT.format(tokens=", ".join(f'"{t}"' for t in tokens)))
+    script, static = Path(tmp) / "tokens.lua", Path(tmp) / "static.lua"
+    script.write_text(WRK_SCRIPT.format(tokens=", ".join(f'"{t}"' for t in tokens), body=CHAT_BODY))
+    static.write_text(STATIC_SCRIPT)
     up, px, gw = free_port(), free_port(), free_port()
     procs = [nginx(tmp, up, 1, UPSTREAM_BODY), nginx(tmp, px, args.workers, PROXY_BODY, up)]
-    gateway = start_gateway(gw, args.workers, upstream=up)
+    gateway = start_gateway(gw, args.workers, pods={"A": up})
     procs.append(gateway)
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
@@ -194,19 +217,29 @@ def main() -> None:
             wait_http(port, "/healthz" if port == gw else "/")
         wrk(gw, 50, 2, str(script))  # warm-up: connections, caches
         for connections in (100, 1000):
-            for name, port, lua in (("direct", up, None), ("nginx", px, None), ("gateway", gw, str(script))):
-                results.setdefault(name, {})[f"c{connections}"] = wrk(port, connections, args.seconds, lua)
+            for name, port, lua in (("direct", up, static), ("nginx", px, static), ("gateway", gw, script)):
+                results.setdefault(name, {})[f"c{connections}"] = wrk(port, connections, args.seconds, str(lua))
         stream_up = free_port()
         sse = start([sys.executable, "-m", "bench.gateway_streams", "--serve", str(stream_up)], cwd=ROOT)
         procs.append(sse)
         wait_http(stream_up, "/health")
         stop(gateway)
-        gateway = start_gateway(gw, args.workers, upstream=stream_up)
+        gateway = start_gateway(gw, args.workers, pods={"A": up, "B": stream_up})
         procs.append(gateway)
         wait_http(gw, "/healthz")
         with peak_rss_mb(gateway.pid) as peak:
-            stream_errors, events = hold_streams(gw, tokens, args.streams, args.stream_seconds)
+            stream_errors, events = hold_streams(gw, stream_tokens, args.streams, args.stream_seconds)
         stream_peak = peak()
+        overload = overload_with_streams(
+            gw,
+            tokens,
+            stream_tokens,
+            rate=2 * results["gateway"]["c100"]["rps"],
+            seconds=args.overload_seconds,
+            connections=args.overload_connections,
+            streams=args.streams,
+            script_dir=Path(tmp),
+        )
     finally:
         for proc in procs:
             stop(proc)
@@ -226,6 +259,16 @@ def main() -> None:
         f"gateway peak RSS {stream_peak:.0f} MB"
     )
     print(
+        f"overload: offered {overload['offered_rps']} req/s (sent {overload['sent_rps']}) over "
+        f"{args.overload_connections} connections for {args.overload_seconds}s with {args.streams} streams open: "
+        f"answered {overload['achieved_rps']}/s, admitted {overload['admitted_rps']}/s at p50 "
+        f"{overload['admitted_p50_ms']} ms, p99 {overload['admitted_p99_ms']} ms, "
+        f"max {overload['admitted_max_ms']} ms; "
+        f"shed {overload['shed_ratio']:.1%}, other 5xx {overload['5xx_other']}, socket errors "
+        f"{overload['socket_errors']}; streams: {overload['stream_errors']} errors, "
+        f"{overload['stream_events_lost']} events lost"
+    )
+    print(
         json.dumps(
             {
                 "ratio_rps_c100": round(ratio["c100"], 3),
@@ -239,6 +282,19 @@ def main() -> None:
                 "stream_errors": stream_errors,
                 "stream_events": events,
                 "stream_peak_rss_mb": round(stream_peak, 1),
+                "overload_offered_rps": overload["offered_rps"],
+                "overload_sent_rps": overload["sent_rps"],
+                "overload_achieved_rps": overload["achieved_rps"],
+                "overload_admitted_rps": overload["admitted_rps"],
+                "overload_admitted_p50_ms": overload["admitted_p50_ms"],
+                "overload_admitted_p99_ms": overload["admitted_p99_ms"],
+                "overload_admitted_max_ms": overload["admitted_max_ms"],
+                "overload_shed_ratio": overload["shed_ratio"],
+                "overload_5xx_other": overload["5xx_other"],
+                "overload_other_status": overload["other_status"],
+                "overload_socket_errors": overload["socket_errors"],
+                "overload_stream_errors": overload["stream_errors"],
+                "overload_stream_events_lost": overload["stream_events_lost"],
             }
         )
     )

@@ -1,20 +1,25 @@
-"""Long-lived SSE streams for bench.gateway: an upstream that sends one event a second per stream (`--serve PORT`),
-and a client that holds N streams through the gateway and counts what arrives."""
+"""Long-lived SSE streams for bench.gateway: an upstream that answers `POST /v1/chat/completions` with
+`"stream": true` by one chunk a second (`max_tokens` of them, then `[DONE]`; `--serve PORT`), and a client that
+holds N such streams through the gateway and counts what arrives."""
 
 import argparse
 import asyncio
+import json
 import sys
 
 import aiohttp
 from aiohttp import web
 
 
-async def _events(request: web.Request) -> web.StreamResponse:
+async def _chat(request: web.Request) -> web.StreamResponse:
+    asked = await request.json()
+    if not asked.get("stream"):
+        return web.json_response({"error": {"code": "bench", "message": "this upstream only streams"}}, status=400)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
-    seconds = int(request.query.get("seconds", "60"))
-    for i in range(seconds):
-        await response.write(f"data: {i}\n\n".encode())
+    for i in range(int(asked.get("max_tokens", 60))):
+        chunk = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": str(i)}}]}
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
         await asyncio.sleep(1)
     await response.write(b"data: [DONE]\n\n")
     return response
@@ -27,7 +32,7 @@ async def _health(request: web.Request) -> web.Response:
 def serve(port: int) -> None:
     app = web.Application()
     app.router.add_get("/health", _health)
-    app.router.add_get("/v1/events", _events)
+    app.router.add_post("/v1/chat/completions", _chat)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=4096)
 
 
@@ -41,8 +46,9 @@ async def _hold(port: int, tokens: list[str], streams: int, seconds: int) -> tup
             await asyncio.sleep(i * 0.002)  # ramp up over about 2 s
             got = 0
             try:
-                async with session.get(
-                    f"http://127.0.0.1:{port}/v1/events?seconds={seconds}",
+                async with session.post(
+                    f"http://127.0.0.1:{port}/v1/chat/completions",
+                    json={"messages": [{"role": "user", "content": "hi"}], "stream": True, "max_tokens": seconds},
                     headers={"Authorization": f"Bearer {tokens[i % len(tokens)]}"},
                 ) as response:
                     if response.status != 200:

@@ -17,6 +17,7 @@ from django.conf import settings
 from multidict import CIMultiDict
 
 from gateway import metrics, surface
+from gateway.admission import Admission, Admitted, install, refuse
 from gateway.cache import TtlCache
 from gateway.callers import Authenticator
 from gateway.coldpath import ColdPath
@@ -103,6 +104,8 @@ class Gateway(OwnEndpoints, Forwarding):
         self._db_ok_until = 0.0
         self.cold = ColdPath(self)
         self.request_ids = RequestIds()
+        self.admission = Admission.from_settings()
+        metrics.in_flight.set_function(lambda: self.admission.in_flight)
 
     async def _load_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:
         return await db_call(tenant_route)(tenant_id=tenant_id)
@@ -159,6 +162,7 @@ class Gateway(OwnEndpoints, Forwarding):
             if message["type"] == "lifespan.startup":
                 await self.start()
                 settle_garbage_collector(settings.GATEWAY_GC_THRESHOLD)
+                install(self.admission)  # the server refuses by it before starting the app (gateway.admission)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.stop()
@@ -175,11 +179,16 @@ class Gateway(OwnEndpoints, Forwarding):
         if route.kind is surface.Kind.OWN:
             await self._own_endpoint(scope["path"], send)
             return
+        if not self.admission.enter():  # gateway.admission: refused at once past the bound
+            metrics.requests_total.inc("none", str(await refuse(send)))
+            return
+        send = admitted = Admitted(self.admission, send)  # the response's start gives the place back
         started = time.perf_counter()
         tier, status = "none", 500
         try:
             status, tier = await self._proxy(scope, receive, send, started, route)
         finally:
+            admitted.release()
             metrics.requests_total.inc(tier, str(status))
 
     async def _proxy(

@@ -140,3 +140,29 @@ restores_requested = Counter(
 def cache_lookup_recorder(cache: str) -> Callable[[bool], None]:
     """Counts a cache's hits and misses."""
     return lambda was_hit: cache_lookups.inc(cache, "hit" if was_hit else "miss")
+
+
+edge_timeouts = Counter(
+    "percolate_gateway_edge_timeouts",
+    "Client connections cut for not sending a request in time (gateway.deadlines), by the part they were sending",
+    ["phase"],
+    registry=registry,
+)
+shed = LoopCounter(
+    "percolate_gateway_shed",
+    "Requests refused at once (503) at the bound of requests in flight (gateway.admission), by the server or the app",
+    ["by"],
+    registry=registry,
+)
+in_flight = Gauge(
+    "percolate_gateway_in_flight",
+    "Admitted requests whose response has not started (gateway.admission)",
+    registry=registry,
+)
+loop_lag = LoopHistogram(
+    "percolate_gateway_loop_lag_seconds",
+    "How late the event loop ran the admission probe's timer (gateway.admission)",
+    [],
+    registry=registry,
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)

@@ -284,6 +284,17 @@ GATEWAY_BODY_READ_TIMEOUT_SECONDS = env.float("GATEWAY_BODY_READ_TIMEOUT_SECONDS
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024)
 GATEWAY_MAX_HEADER_BYTES = env.int("GATEWAY_MAX_HEADER_BYTES", default=16 * 1024)
 GATEWAY_MAX_HEADER_COUNT = env.int("GATEWAY_MAX_HEADER_COUNT", default=100)
+# Edge deadlines for clients (gateway.deadlines): the first request's head within this of connecting, a later head
+# within this of its first byte, a body within the grace plus a second per GATEWAY_BODY_MIN_BYTES_PER_SECOND bytes.
+GATEWAY_FIRST_REQUEST_TIMEOUT_SECONDS = env.float("GATEWAY_FIRST_REQUEST_TIMEOUT_SECONDS", default=10.0)
+GATEWAY_HEADER_TIMEOUT_SECONDS = env.float("GATEWAY_HEADER_TIMEOUT_SECONDS", default=10.0)
+GATEWAY_BODY_TIMEOUT_SECONDS = env.float("GATEWAY_BODY_TIMEOUT_SECONDS", default=10.0)
+GATEWAY_BODY_MIN_BYTES_PER_SECOND = env.float("GATEWAY_BODY_MIN_BYTES_PER_SECOND", default=1024.0)
+# Admission control (gateway.admission), per gateway process: new requests get 503 while this many are admitted and
+# not yet answering, or, while the event loop runs later than GATEWAY_MAX_LOOP_LAG_SECONDS, the lagging bound.
+GATEWAY_MAX_IN_FLIGHT = env.int("GATEWAY_MAX_IN_FLIGHT", default=4096)
+GATEWAY_MAX_LOOP_LAG_SECONDS = env.float("GATEWAY_MAX_LOOP_LAG_SECONDS", default=0.1)
+GATEWAY_MAX_IN_FLIGHT_LAGGING = env.int("GATEWAY_MAX_IN_FLIGHT_LAGGING", default=256)
 # Cold path: answer a cold tenant from its context blob while its pod warms (docs/decisions.md, "Cold start").
 GATEWAY_COLD_PATH_ENABLED = env.bool("GATEWAY_COLD_PATH_ENABLED", default=True)
 GATEWAY_BLOB_CACHE_BYTES = env.int("GATEWAY_BLOB_CACHE_BYTES", default=64 * 1024 * 1024)
