@@ -311,7 +311,10 @@ LOGGING = {
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # TLS ends at the load balancer and the ingress. In the cluster, kubelet (/healthz) and the tier pods (the internal
+    # API, through the web Service) call the pods over plain HTTP: a redirect to https:// on that port cannot work.
+    # The internal API is reachable only inside the namespace (NetworkPolicy web-ingress) and needs the service token.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/internal/"]
     SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
