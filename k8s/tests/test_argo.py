@@ -8,7 +8,7 @@ import yaml
 from k8s import checks
 
 BOOTSTRAP = checks.ARGO_DIR / "bootstrap"
-WAVES = {"base": 0, "platform": 1, "tiers": 2, "gateway": 2, "monitoring": 3}
+WAVES = {"base": 0, "platform": 1, "tiers": 2, "gateway": 2, "monitoring": 1}
 
 
 def argo_objects(env):

@@ -9,35 +9,14 @@ a monitor whose target is not served (defect 4)."""
 import base64
 import http.client
 import json
-import secrets
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from k8s import checks, runtime
+from k8s.tests.conftest import SERVICE_TOKEN
 from tenants.models import Tenant
-
-SERVICE_TOKEN = "callers-test-service-token-" + secrets.token_hex(8)
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def _secrets() -> dict[str, str]:
-    return {
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "DJANGO_SECRET_KEY": secrets.token_hex(32),
-        "PLATFORM_MASTER_KEY": settings.PLATFORM_MASTER_KEY.hex(),
-        "PLATFORM_SERVICE_TOKEN": SERVICE_TOKEN,
-        "S3_ACCESS_KEY_ID": "percolate",
-        "S3_SECRET_ACCESS_KEY": "percolate",
-    }
 
 
 def call(port: int, method: str, path: str, headers: dict[str, str], body: Any = None) -> tuple[int, str, bytes]:
@@ -54,18 +33,13 @@ def call(port: int, method: str, path: str, headers: dict[str, str], body: Any =
         conn.close()
 
 
-@pytest.fixture(scope="module")
-def prod() -> list[checks.Obj]:
-    return checks.rendered_overlay("prod")
-
-
 @pytest.fixture
-def web(prod: list[checks.Obj], tmp_path: Path, transactional_db: None) -> Any:
+def web(prod: list[checks.Obj], tmp_path: Path, transactional_db: None, platform_secrets: Any) -> Any:
     """The prod web Deployment's container, running locally; yields the map container port -> local port."""
     dep = checks.find(prod, "Deployment", "web")
     container = runtime.containers(dep)[0]
     ports = {int(p["containerPort"]): runtime.free_port() for p in container["ports"]}
-    env = runtime.local_env(runtime.container_env(prod, container), tmp_path, _secrets())
+    env = runtime.local_env(runtime.container_env(prod, container), tmp_path, platform_secrets())
     command = runtime.local_command(container["args"], ports)
     with runtime.run_local(command, env, ports[8000]):
         yield dep, ports
