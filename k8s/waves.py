@@ -17,17 +17,14 @@ from dataclasses import dataclass
 
 import yaml
 
-from k8s.checks import Obj, object_id, pod_spec, promql_metric_names, render
+from k8s.checks import K8S_DIR, Obj, object_id, pod_spec, promql_metric_names, render
 
 WAVE = "argocd.argoproj.io/sync-wave"
 HOOK = "argocd.argoproj.io/hook"
 PHASES = {"PreSync": 0, "Sync": 1, "PostSync": 2}
-# Volume binding of each environment's storage classes (None: the cluster's default class). kind's default
-# (`standard`, local-path) and EKS's gp2/gp3 wait for the first pod; EFS binds at once.
-BINDING_MODES: dict[str, dict[str | None, str]] = {
-    "dev": {None: "WaitForFirstConsumer"},
-    "prod": {None: "WaitForFirstConsumer", "efs-sc": "Immediate", "efs-sc-retain": "Immediate"},
-}
+# Volume binding of the cluster's default storage class: kind's (`standard`, local-path) and EKS's gp2/gp3 wait for
+# the first pod. Other classes are read from k8s/cluster/<env>/ (installed at bootstrap).
+DEFAULT_BINDING_MODE = "WaitForFirstConsumer"
 # Objects the cluster or a controller provides, not an app: cert-manager's certificate secrets.
 EXTERNAL = re.compile(r"^Secret/[^/]+/.*-tls$")
 
@@ -59,6 +56,16 @@ def placed_objects(env: str) -> list[Placed]:
             place = (app_wave, PHASES.get(hook.split(",")[0], 1), _wave(obj))
             out.append(Placed(app["metadata"]["name"], place, obj))
     return out
+
+
+def storage_classes(env: str) -> dict[str, Obj]:
+    """The StorageClasses installed with the cluster (k8s/cluster/<env>/*.yaml), by name."""
+    found = {}
+    for path in sorted((K8S_DIR / "cluster" / env).glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "StorageClass":
+                found[doc["metadata"]["name"]] = doc
+    return found
 
 
 def _ref(kind: str, ns: str, name: str) -> str:
@@ -145,7 +152,7 @@ def check_wave_dependencies(env: str) -> list[str]:
 def _first_consumer(env: str, pvc: Placed, placed: list[Placed]) -> list[str]:
     """A claim whose class binds only for its first pod stays Pending (Progressing) until a pod uses it."""
     klass = pvc.obj["spec"].get("storageClassName")
-    mode = BINDING_MODES[env].get(klass, "WaitForFirstConsumer")
+    mode = storage_classes(env).get(klass, {}).get("volumeBindingMode", DEFAULT_BINDING_MODE)
     if mode != "WaitForFirstConsumer":
         return []
     name = pvc.obj["metadata"]["name"]
