@@ -259,11 +259,13 @@ ARCHIVE_COLD_AFTER_DAYS = env.int("ARCHIVE_COLD_AFTER_DAYS", default=60)
 # Gateway: tier pods (static list locally, headless Service DNS in Kubernetes), timeouts and limits. A pod listens
 # twice: client requests go to its public port, the gateway's own calls (warm, deliver) to its internal port; a
 # static entry is `host:port` or `host:port/internal_port` (the local nodes share one host).
+# The local nodes are the default only for a tier found by no DNS name: in the cluster a tier starts with no pods
+# until its headless Service resolves (so /readyz says "no tier pods" rather than routing to 127.0.0.1).
+GATEWAY_TIER_DNS = {tier: env.str(f"GATEWAY_DNS_{tier}", default="") for tier in ("A", "B", "C")}
 GATEWAY_TIER_PODS = {
-    tier: env.list(f"GATEWAY_PODS_{tier}", default=[f"127.0.0.1:{port}/{port + 100}"])
+    tier: env.list(f"GATEWAY_PODS_{tier}", default=[] if GATEWAY_TIER_DNS[tier] else [f"127.0.0.1:{port}/{port + 100}"])
     for tier, port in (("A", 8101), ("B", 8102), ("C", 8103))
 }
-GATEWAY_TIER_DNS = {tier: env.str(f"GATEWAY_DNS_{tier}", default="") for tier in ("A", "B", "C")}
 GATEWAY_POD_PORT = env.int("GATEWAY_POD_PORT", default=8000)
 GATEWAY_POD_INTERNAL_PORT = env.int("GATEWAY_POD_INTERNAL_PORT", default=8001)
 # With Redis, changes reach the gateway by pub/sub at once and the TTL is only a backstop; without it (the embedded
