@@ -56,8 +56,8 @@ def test_tier_a_spike_figures_and_probes():
     objs = checks.rendered_overlay("prod")
     dep = checks.find(objs, "Deployment", "tier-a")
     c = dep["spec"]["template"]["spec"]["containers"][0]
-    assert c["resources"] == {
-        "requests": {"cpu": "1600m", "memory": "4Gi"},
+    assert c["resources"] == {  # Guaranteed QoS
+        "requests": {"cpu": "2000m", "memory": "5Gi"},
         "limits": {"cpu": "2000m", "memory": "5Gi"},
     }
     assert c["livenessProbe"]["httpGet"]["path"] == "/health"
@@ -77,7 +77,7 @@ def test_lower_tiers_get_smaller_pods():
         c = checks.find(objs, "Deployment", f"tier-{tier}")["spec"]["template"]["spec"]["containers"][0]
         return c["resources"]["requests"]["memory"], c["resources"]["limits"]["memory"]
 
-    assert [mem(t) for t in "abc"] == [("4Gi", "5Gi"), ("3Gi", "4Gi"), ("2Gi", "2560Mi")]
+    assert [mem(t) for t in "abc"] == [("5Gi", "5Gi"), ("3Gi", "4Gi"), ("2Gi", "2560Mi")]
 
 
 def test_tiers_have_services_headless_services_and_pdbs():
