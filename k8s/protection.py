@@ -2,12 +2,15 @@
 
 - check_data_protection: every Namespace and PersistentVolumeClaim is neither pruned nor deleted with its app
   (`Prune=false,Delete=false`), and in prod every claim's storage class keeps its volume (reclaimPolicy Retain).
+- check_promotion: prod's child Applications are pinned to a release tag (vX.Y.Z), dev's follow main, so a change
+  to a shared base reaches prod only through a release.
 - check_argo_projects: the root app (synced from argo/, which anyone who can merge may write) creates only
   Applications, never AppProjects or RBAC; its Applications name the project applied at bootstrap; `default` is locked.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -61,4 +64,20 @@ def check_argo_projects(env: str) -> list[str]:
     default = boot.get(("AppProject", "default"))
     if default is None or default["spec"].get("sourceRepos") or default["spec"].get("destinations"):
         problems.append("AppProject/argocd/default: must be locked (no sourceRepos, no destinations) at bootstrap")
+    return problems
+
+
+RELEASE_TAG = re.compile(r"^v\d+\.\d+\.\d+$")
+
+
+def check_promotion() -> list[str]:
+    problems = []
+    for env, wanted in (("prod", "a release tag vX.Y.Z"), ("dev", "main")):
+        for app in render(f"argo/{env}"):
+            if app.get("kind") != "Application":
+                continue
+            revision = str(app["spec"]["source"].get("targetRevision", "HEAD"))
+            ok = RELEASE_TAG.match(revision) if env == "prod" else revision == "main"
+            if not ok:
+                problems.append(f"{object_id(app)} ({env}): targetRevision {revision!r}, not {wanted}")
     return problems

@@ -26,3 +26,7 @@ def test_a_deletable_claim_is_reported() -> None:
         "PersistentVolumeClaim/percolate/tenant-data: storage class 'efs-sc' reclaims with Delete (the default class), "
         "not Retain",
     ]
+
+
+def test_prod_is_promoted_by_release_tags_only() -> None:
+    assert protection.check_promotion() == []
