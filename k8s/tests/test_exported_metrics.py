@@ -47,9 +47,9 @@ def _labels_by_metric(registries: list[CollectorRegistry]) -> dict[str, set[str]
             for name in names:
                 out.setdefault(name, set()).update(labels)
         for collector in list(registry._collector_to_names):  # labelled metrics with no sample yet
-            name, labelnames = getattr(collector, "_name", None), getattr(collector, "_labelnames", ())
-            if name:
-                for full in (name, f"{name}_total", f"{name}_bucket"):
+            base, labelnames = getattr(collector, "_name", None), getattr(collector, "_labelnames", ())
+            if base:
+                for full in (base, f"{base}_total", f"{base}_bucket"):
                     out.setdefault(full, set()).update(labelnames)
     return out
 
