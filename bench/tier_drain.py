@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.procs import free_port, start, stop, wait_http
+from bench.procs import free_port, stop, wait_http
 
 TOKEN = "bench-drain-service-token-0000"
 
@@ -50,12 +50,20 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-drain-"))
     web_port = free_port()
     env = {**os.environ, "LOG_LEVEL": "warning"}
-    web = start(
-        [sys.executable, "-m", "gunicorn", "percolate_platform.wsgi", "-b", f"127.0.0.1:{web_port}", "-w", "2"], env=env
+    web_log = (work / "web.log").open("wb")
+    web = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "percolate_platform.wsgi", "-b", f"127.0.0.1:{web_port}", "-w", "2"],
+        env=env,
+        stdout=web_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     figures = []
     try:
-        wait_http(web_port, "/healthz", timeout=180)
+        try:
+            wait_http(web_port, "/healthz", timeout=180)
+        except OSError:
+            sys.exit(f"the web app did not answer: {(work / 'web.log').read_text()[-3000:]}")
         for run in range(args.runs):
             actor = Actor(label="bench:drain", ip_address="127.0.0.1")
             tenants = [
