@@ -6,7 +6,7 @@ can take a service down (#19 defect 11).
 - check_availability: every Deployment with a PodDisruptionBudget keeps a pod through a voluntary disruption (its
   minimum replicas exceed the budget's maxUnavailable); every workload names a PriorityClass installed with the cluster
   (k8s/cluster/<env>/), tier A and the gateway the highest and batch work the lowest; tier A is Guaranteed QoS; no
-  liveness probe goes through the broker (a Redis blip must not restart every worker).
+  liveness probe goes through the broker (a Redis blip must not restart every worker); a singleton is a StatefulSet.
 """
 
 from __future__ import annotations
@@ -90,6 +90,12 @@ def check_availability(env: str, objs: list[Obj]) -> list[str]:
             probe = " ".join(map(str, ((c.get("livenessProbe") or {}).get("exec") or {}).get("command") or []))
             if "inspect ping" in probe:
                 problems.append(f"{oid}: liveness of {c['name']} goes through the broker (`celery inspect ping`)")
+        recreate = (obj["spec"].get("strategy") or {}).get("type") == "Recreate"
+        if obj["kind"] == "Deployment" and recreate and env == "prod":  # dev: one kind node, no partitions
+            problems.append(
+                f"{oid}: a singleton (Recreate) as a Deployment: its replacement starts while a partitioned node may "
+                "still run the old pod; a StatefulSet of one starts it only once the old pod is gone"
+            )
         if obj["kind"] != "Deployment" or env != "prod":  # dev runs one small replica of everything on a laptop
             continue
         labels = (obj["spec"]["template"].get("metadata") or {}).get("labels") or {}

@@ -101,8 +101,8 @@ def test_platform_processes():
     assert [(p["port"], p["targetPort"]) for p in lb["spec"]["ports"]] == [(443, "http")]
     assert gw["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 8080
     assert checks.find(objs, "HorizontalPodAutoscaler", "gateway")["spec"]["minReplicas"] == 3
-    beat = checks.find(objs, "Deployment", "beat")
-    assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"] == {"type": "Recreate"}
+    beat = checks.find(objs, "StatefulSet", "beat")
+    assert beat["spec"]["replicas"] == 1 and beat["spec"]["podManagementPolicy"] == "OrderedReady"
     assert beat["spec"]["template"]["spec"]["containers"][0]["args"][:4] == [
         "celery",
         "-A",
