@@ -259,11 +259,13 @@ ARCHIVE_COLD_AFTER_DAYS = env.int("ARCHIVE_COLD_AFTER_DAYS", default=60)
 # Gateway: tier pods (static list locally, headless Service DNS in Kubernetes), timeouts and limits. A pod listens
 # twice: client requests go to its public port, the gateway's own calls (warm, deliver) to its internal port; a
 # static entry is `host:port` or `host:port/internal_port` (the local nodes share one host).
+# The local nodes are the default only for a tier found by no DNS name: in the cluster a tier starts with no pods
+# until its headless Service resolves (so /readyz says "no tier pods" rather than routing to 127.0.0.1).
+GATEWAY_TIER_DNS = {tier: env.str(f"GATEWAY_DNS_{tier}", default="") for tier in ("A", "B", "C")}
 GATEWAY_TIER_PODS = {
-    tier: env.list(f"GATEWAY_PODS_{tier}", default=[f"127.0.0.1:{port}/{port + 100}"])
+    tier: env.list(f"GATEWAY_PODS_{tier}", default=[] if GATEWAY_TIER_DNS[tier] else [f"127.0.0.1:{port}/{port + 100}"])
     for tier, port in (("A", 8101), ("B", 8102), ("C", 8103))
 }
-GATEWAY_TIER_DNS = {tier: env.str(f"GATEWAY_DNS_{tier}", default="") for tier in ("A", "B", "C")}
 GATEWAY_POD_PORT = env.int("GATEWAY_POD_PORT", default=8000)
 GATEWAY_POD_INTERNAL_PORT = env.int("GATEWAY_POD_INTERNAL_PORT", default=8001)
 # With Redis, changes reach the gateway by pub/sub at once and the TTL is only a backstop; without it (the embedded
@@ -311,7 +313,10 @@ LOGGING = {
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # TLS ends at the load balancer and the ingress. In the cluster, kubelet (/healthz) and the tier pods (the internal
+    # API, through the web Service) call the pods over plain HTTP: a redirect to https:// on that port cannot work.
+    # The internal API is reachable only inside the namespace (NetworkPolicy web-ingress) and needs the service token.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/internal/"]
     SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -160,8 +160,8 @@ def test_production_process_without_service_token_refuses(tmp_path: Path) -> Non
 def test_default_policy_matches_the_design() -> None:
     a, b, c = (DEFAULT_TIER_POLICY[t] for t in TIERS)
     assert (a.max_hot_per_pod, a.hpa_target_hot_per_pod, a.min_pods, a.max_pods) == (8, 6, 2, 50)
-    assert (b.max_hot_per_pod, b.hpa_target_hot_per_pod, b.min_pods, b.max_pods) == (15, 12, 1, 100)
-    assert (c.max_hot_per_pod, c.hpa_target_hot_per_pod, c.min_pods, c.max_pods) == (25, 20, 1, 200)
+    assert (b.max_hot_per_pod, b.hpa_target_hot_per_pod, b.min_pods, b.max_pods) == (15, 12, 2, 100)
+    assert (c.max_hot_per_pod, c.hpa_target_hot_per_pod, c.min_pods, c.max_pods) == (25, 20, 2, 200)
     assert a.keep_warm and a.hot_to_warm_seconds is None and a.warm_to_cold_seconds is None
     assert (b.hot_to_warm_seconds, b.warm_to_cold_seconds) == (300, 3600)
     assert (c.hot_to_warm_seconds, c.warm_to_cold_seconds) == (60, 600)
