@@ -9,6 +9,7 @@ overwriting anything (files are created with ``O_EXCL | O_NOFOLLOW``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import stat
@@ -89,11 +90,25 @@ def _check_member(member: tarfile.TarInfo) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def safe_extract(src: BinaryIO, dst_dir: Path, *, max_entries: int = MAX_ENTRIES, fsync: bool = True) -> int:
+# Errors of the disk itself, not of an entry: they keep their own name (e.g. ENOSPC) instead of a tar refusal.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+def safe_extract(
+    src: BinaryIO,
+    dst_dir: Path,
+    *,
+    max_entries: int = MAX_ENTRIES,
+    fsync: bool = True,
+    written: Callable[[int], None] | None = None,
+) -> int:
     """Extract the tar stream ``src`` into the existing, empty ``dst_dir``; returns the number of files.
 
     Reads ``src`` to its end (so a producer writing into a pipe is never left blocked). With ``fsync=False`` nothing
-    is fsynced here: the caller must call :func:`fsync_all` on ``dst_dir`` before relying on it.
+    is fsynced here: the caller must make the tree durable (:func:`fsync_all`, or ``written``: called with a
+    duplicate of each finished file's descriptor, which it must close, e.g. after fsyncing it elsewhere).
+    An entry the operating system refuses (a name too long, a path through a file) is a :class:`TarError` naming
+    it; a full or failing disk keeps its own ``OSError``.
     """
     dst_dir = Path(dst_dir)
     if any(dst_dir.iterdir()):
@@ -111,34 +126,13 @@ def safe_extract(src: BinaryIO, dst_dir: Path, *, max_entries: int = MAX_ENTRIES
             if entries > max_entries:
                 raise TarError(f"archive has more than {max_entries} entries")
             rel = _check_member(member)
-            target = root / rel
-            parent = target.parent
-            parent.mkdir(parents=True, exist_ok=True)
-            # Nothing we create is a link, but make sure nothing on the way is one either.
-            if not parent.resolve().is_relative_to(root) or parent.is_symlink():
-                raise TarError(f"refused entry {member.name!r}: path escapes the target")
-            if member.isdir():
-                if target.is_symlink() or (target.exists() and not target.is_dir()):
-                    raise TarError(f"refused entry {member.name!r}: conflicts with an existing entry")
-                target.mkdir(mode=0o755, exist_ok=True)
-                continue
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "wb") as out:
-                reader = tar.extractfile(member)
-                assert reader is not None
-                remaining = member.size
-                while remaining:
-                    data = reader.read(min(COPY_CHUNK, remaining))
-                    if not data:
-                        raise TarError(f"truncated tar: {member.name!r} ends early")
-                    out.write(data)
-                    remaining -= len(data)
-                out.flush()
-                if fsync:
-                    os.fsync(out.fileno())
-            files += 1
-    except FileExistsError as exc:
-        raise TarError(f"refused entry: {exc.filename} appears twice in the archive") from exc
+            try:
+                if _extract_member(tar, member, root / rel, root, fsync=fsync, written=written):
+                    files += 1
+            except OSError as exc:
+                if exc.errno in DISK_ERRNOS:
+                    raise
+                raise TarError(f"refused entry {member.name[:200]!r}: {exc.strerror or exc}") from exc
     except tarfile.TarError as exc:
         raise TarError(f"malformed tar: {exc}") from exc
     finally:
@@ -148,6 +142,48 @@ def safe_extract(src: BinaryIO, dst_dir: Path, *, max_entries: int = MAX_ENTRIES
     if fsync:
         fsync_tree(dst_dir)
     return files
+
+
+def _extract_member(
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    target: Path,
+    root: Path,
+    *,
+    fsync: bool,
+    written: Callable[[int], None] | None,
+) -> bool:
+    """Create one checked entry; True for a file."""
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    # Nothing we create is a link, but make sure nothing on the way is one either.
+    if not parent.resolve().is_relative_to(root) or parent.is_symlink():
+        raise TarError(f"refused entry {member.name!r}: path escapes the target")
+    if member.isdir():
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            raise TarError(f"refused entry {member.name!r}: conflicts with an existing entry")
+        target.mkdir(mode=0o755, exist_ok=True)
+        return False
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError as exc:
+        raise TarError(f"refused entry {member.name!r}: appears twice in the archive") from exc
+    with os.fdopen(fd, "wb") as out:
+        reader = tar.extractfile(member)
+        assert reader is not None
+        remaining = member.size
+        while remaining:
+            data = reader.read(min(COPY_CHUNK, remaining))
+            if not data:
+                raise TarError(f"truncated tar: {member.name!r} ends early")
+            out.write(data)
+            remaining -= len(data)
+        out.flush()
+        if fsync:
+            os.fsync(fd)
+        elif written is not None:
+            written(os.dup(fd))
+    return True
 
 
 def fsync_tree(path: Path) -> None:
@@ -172,25 +208,61 @@ def fsync_all(path: Path) -> None:
     fsync_tree(path)
 
 
+class ProducerFailed(Exception):
+    """The consumer's side of :func:`piped` when the producer failed: the stream ended early, it is not an EOF."""
+
+
+class _PipeReader:
+    """The consumer's end of the pipe: an end of stream after a failed producer raises instead of looking complete,
+    so a consumer never finishes (stores an object, accepts a tar) on a cut stream."""
+
+    def __init__(self, raw: BinaryIO, outcome: dict[str, Any]) -> None:
+        self._raw = raw
+        self._outcome = outcome
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if not data and n != 0 and "error" in self._outcome:
+            raise ProducerFailed(f"the stream was cut: {self._outcome['error']!r}")
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def _caused_by_broken_pipe(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, BrokenPipeError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def piped(producer: Callable[[BinaryIO], Any], consumer: Callable[[BinaryIO], Any]) -> tuple[Any, Any]:
     """Run ``producer(writer)`` in a thread and ``consumer(reader)`` here, joined by a bounded OS pipe.
 
-    Memory stays bounded (the pipe holds ~1 MB); if either side fails the other is unblocked, and the first real
-    error is raised (a producer's BrokenPipe caused by a failed consumer is not the story).
+    Memory stays bounded (the pipe holds ~1 MB); if either side fails the other is unblocked, and the error that
+    came first is raised: a consumer that refused the stream wins over the broken pipe (however the producer wrapped
+    it) that its refusal caused, and a failed producer wins over the cut stream the consumer then saw.
     """
     r_fd, w_fd = os.pipe()
     with contextlib.suppress(OSError):
         fcntl.fcntl(w_fd, 1031, PIPE_SIZE)  # F_SETPIPE_SZ
-    reader = os.fdopen(r_fd, "rb", buffering=COPY_CHUNK)
+    raw_reader = os.fdopen(r_fd, "rb", buffering=COPY_CHUNK)
     writer = os.fdopen(w_fd, "wb", buffering=COPY_CHUNK)
     outcome: dict[str, Any] = {}
+    reader = _PipeReader(raw_reader, outcome)
 
     def run() -> None:
         try:
             outcome["value"] = producer(writer)
             writer.close()
         except BaseException as exc:
-            outcome["error"] = exc
+            outcome["error"] = exc  # set before the close, so the reader sees it with the end of the stream
             with contextlib.suppress(OSError):
                 writer.close()
 
@@ -199,14 +271,14 @@ def piped(producer: Callable[[BinaryIO], Any], consumer: Callable[[BinaryIO], An
     consumer_error: BaseException | None = None
     result = None
     try:
-        result = consumer(reader)
+        result = consumer(reader)  # type: ignore[arg-type]  # read() is all a consumer uses
     except BaseException as exc:
         consumer_error = exc
     finally:
-        reader.close()
+        raw_reader.close()
         thread.join()
     producer_error = outcome.get("error")
-    if producer_error is not None and not (consumer_error is not None and isinstance(producer_error, BrokenPipeError)):
+    if producer_error is not None and not (consumer_error is not None and _caused_by_broken_pipe(producer_error)):
         raise producer_error
     if consumer_error is not None:
         raise consumer_error
