@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from django.conf import settings
 
-from archival import rocks, sealed, stages, tarball
+from archival import rocks, sealed, stages, tarball, untar
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def unpack(
 
     try:
         opened, files = tarball.piped(
-            produce, lambda src: tarball.safe_extract(src, staged, fsync=False, written=syncer.put)
+            produce, lambda src: untar.safe_extract(src, staged, fsync=False, written=syncer.put)
         )
     except BaseException:
         syncer.finish(quiet=True)  # the first error is the story; every queued descriptor is still closed

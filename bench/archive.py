@@ -165,6 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", choices=("archive", "restore"), help="time one direction (restore needs an archive)")
     parser.add_argument("--verify", action="store_true", help="also time the restore with the full digest check")
     parser.add_argument(
         "--dir", default=None, help="working directory, kept (and its tenant reused) afterwards (default: under var/)"
@@ -172,12 +173,17 @@ def main() -> None:
     parser.add_argument("--_child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args._child:
+    if args._child:  # timed from here: a worker has the interpreter and the imports loaded already
         mode, *rest = args._child
+        from archival import pipeline  # noqa: F401 - imported before the clock starts
+
+        start = time.perf_counter()
         if mode == "archive":
-            print(json.dumps(project_archive(Path(rest[0]), Path(rest[1]), Path(rest[2]))))
+            out = project_archive(Path(rest[0]), Path(rest[1]), Path(rest[2]))
         else:
             project_restore(Path(rest[0]), Path(rest[1]), json.loads(rest[2]), verify=mode == "restore-verify")
+            out = {}
+        print(json.dumps({**out, "seconds": time.perf_counter() - start}))
         return
 
     if not shutil.which("zstd"):
@@ -202,7 +208,7 @@ def main() -> None:
         cli_dst, prj_dst, scratch = base / "cli-restore", base / "project-restore", base / "scratch"
         scratch.mkdir(exist_ok=True)
         runs: dict[str, list[float]] = {k: [] for k in ("cli_a", "prj_a", "cli_r", "prj_r", "prj_v")}
-        rss: list[float] = []
+        rss: dict[str, list[float]] = {"archive": [], "restore": []}
         loads = [_load()]
         expected = ""
 
@@ -214,10 +220,10 @@ def main() -> None:
         def prj_archive() -> None:
             nonlocal expected
             subprocess.run(["sync"], check=False)
-            took, peak, out = _child([*me, "--_child", "archive", str(src), str(obj), str(scratch)])
-            runs["prj_a"].append(took)
-            rss.append(peak)
+            _, peak, out = _child([*me, "--_child", "archive", str(src), str(obj), str(scratch)])
             expected = out.strip().splitlines()[-1]
+            runs["prj_a"].append(json.loads(expected)["seconds"])
+            rss["archive"].append(peak)
 
         def cli_restore() -> None:
             shutil.rmtree(cli_dst, ignore_errors=True)
@@ -228,47 +234,52 @@ def main() -> None:
 
         def prj_restore(mode: str = "restore", key: str = "prj_r") -> None:
             subprocess.run(["sync"], check=False)
-            took, peak, _ = _child([*me, "--_child", mode, str(obj), str(prj_dst), expected])
-            runs[key].append(took)
-            rss.append(peak)
+            _, peak, out = _child([*me, "--_child", mode, str(obj), str(prj_dst), expected])
+            runs[key].append(json.loads(out.strip().splitlines()[-1])["seconds"])
+            rss["restore"].append(peak)
 
+        if args.only == "restore":  # one archive of each kind to restore from, not timed
+            cli_archive()
+            prj_archive()
+            runs["cli_a"].clear()
+            runs["prj_a"].clear()
         for n in range(args.rounds):
-            order = [cli_archive, prj_archive] if n % 2 == 0 else [prj_archive, cli_archive]
-            for fn in order:
-                fn()
-            order = [cli_restore, prj_restore] if n % 2 == 0 else [prj_restore, cli_restore]
-            for fn in order:
-                fn()
+            if args.only != "restore":
+                order = [cli_archive, prj_archive] if n % 2 == 0 else [prj_archive, cli_archive]
+                for fn in order:
+                    fn()
+            if args.only != "archive":
+                order = [cli_restore, prj_restore] if n % 2 == 0 else [prj_restore, cli_restore]
+                for fn in order:
+                    fn()
             if args.verify:
                 prj_restore("restore-verify", "prj_v")
             loads.append(_load())
-            print(
-                f"round {n + 1}: archive cli {runs['cli_a'][-1]:.2f}s project {runs['prj_a'][-1]:.2f}s; "
-                f"restore cli {runs['cli_r'][-1]:.2f}s project {runs['prj_r'][-1]:.2f}s; load {loads[-1]}"
-            )
+            timed = ", ".join(f"{k} {v[-1]:.2f}s" for k, v in runs.items() if v)
+            print(f"round {n + 1}: {timed}; load {loads[-1]}")
 
         mb = size / 2**20
         med = {k: _median(v) for k, v in runs.items() if v}
+        result: dict = {"size_mb": round(mb), "rounds": args.rounds}
         print(f"{'median':8} {'CLI':>14} {'project':>14} {'ratio':>7}")
-        for name, c, p in (("archive", med["cli_a"], med["prj_a"]), ("restore", med["cli_r"], med["prj_r"])):
-            print(f"{name:8} {mb / c:>9.0f} MB/s {mb / p:>9.0f} MB/s {c / p:>7.2f}")
-        print(
-            f"sizes: cli {cli_obj.stat().st_size / 2**20:.0f} MB, project {obj.stat().st_size / 2**20:.0f} MB; "
-            f"peak RSS (process tree) {max(rss):.0f} MB; load average {loads}"
+        for name, c, p in (
+            ("archive", "cli_a", "prj_a"),
+            ("restore", "cli_r", "prj_r"),
+            ("restore_verify", "cli_r", "prj_v"),
+        ):
+            if p not in med:
+                continue
+            print(f"{name:8} {mb / med[c]:>9.0f} MB/s {mb / med[p]:>9.0f} MB/s {med[c] / med[p]:>7.2f}")
+            result[f"{name}_ratio"] = round(med[c] / med[p], 3)
+            result[f"{name}_ratios"] = [round(x / y, 3) for x, y in zip(runs[c], runs[p], strict=True)]
+        peaks = {k: round(max(v), 1) for k, v in rss.items() if v}
+        print(f"peak RSS (process tree, MB) {peaks}; load average {loads}")
+        result.update(
+            peak_rss_mb=max(peaks.values()),
+            peak_rss=peaks,
+            seconds={k: round(v, 2) for k, v in med.items()},
+            load_average=loads,
         )
-        result = {
-            "size_mb": round(mb),
-            "rounds": args.rounds,
-            "archive_ratio": round(med["cli_a"] / med["prj_a"], 3),
-            "restore_ratio": round(med["cli_r"] / med["prj_r"], 3),
-            "archive_ratios": [round(c / p, 3) for c, p in zip(runs["cli_a"], runs["prj_a"], strict=True)],
-            "restore_ratios": [round(c / p, 3) for c, p in zip(runs["cli_r"], runs["prj_r"], strict=True)],
-            "peak_rss_mb": round(max(rss), 1),
-            "seconds": {k: round(v, 2) for k, v in med.items()},
-            "load_average": loads,
-        }
-        if "prj_v" in med:
-            result["restore_verify_ratio"] = round(med["cli_r"] / med["prj_v"], 3)
         print(json.dumps(result))
     finally:
         if not args.dir:
