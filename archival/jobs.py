@@ -101,6 +101,7 @@ def create_job(
     actor: Actor,
     enqueue: bool,
     check: Callable[[TenantState], None] | None = None,
+    manifest: dict[str, Any] | None = None,
 ) -> ArchivalJob:
     """One job row per run, under the tenant's row lock; Conflict when another job is active or the state is wrong."""
     with transaction.atomic():
@@ -124,7 +125,7 @@ def create_job(
         try:
             with transaction.atomic():
                 job = ArchivalJob.objects.create(
-                    tenant=tenant, job_type=job_type, status=JobStatus.PENDING, manifest={}
+                    tenant=tenant, job_type=job_type, status=JobStatus.PENDING, manifest=dict(manifest or {})
                 )
         except IntegrityError as exc:
             raise Conflict(f"tenant {tenant.id} already has an active archival job") from exc
@@ -134,7 +135,7 @@ def create_job(
             tenant=tenant,
             resource_type="archival_job",
             resource_id=job.id,
-            metadata={"state": state.state},
+            metadata={"state": state.state, **(manifest or {})},
         )
         if enqueue:
             enqueue_job(job_type, job.id)
