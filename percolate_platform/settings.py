@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "archival",
     "gateway",
     "backups",
+    "overview",
 ]
 
 MIDDLEWARE = [
@@ -116,6 +117,18 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Channels (the overview's WebSocket): channels-redis when Redis is configured, so a nudge reaches every ASGI process;
+# the in-memory layer of one process otherwise.
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The overview page polls its snapshot this often (one snapshot per interval however many pages are open); its
+# WebSocket is served by the ASGI process (`overview` in the Procfile) on this port of the page's host (0: the page's
+# own port, when one ASGI server serves both).
+OVERVIEW_REFRESH_SECONDS = env.float("OVERVIEW_REFRESH_SECONDS", default=1.0)
+OVERVIEW_WEBSOCKET_PORT = env.int("OVERVIEW_WEBSOCKET_PORT", default=0)
 
 # Object store: a local directory by default, S3 (django-storages + boto3) when S3_ENDPOINT_URL is set.
 S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")

@@ -1,0 +1,123 @@
+"""What the staff overview shows, read cheaply enough for 1M tenants.
+
+Big classes are estimated the way the admin's changelists are (`tenants.admin_paginator.estimated_count`: the planner's
+estimate on PostgreSQL, an exact count when that estimate is below 10,000 or on SQLite), so small numbers (hot tenants,
+jobs in flight, failures) are exact and move as things happen while millions of cold rows are never counted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Min
+from django.utils import timezone
+
+from archival.models import ACTIVE_JOB_STATUSES, ArchivalJob, JobStatus
+from backups.models import RestoreDrill
+from billing.models import BillingEvent, ProcessingStatus
+from percolate_platform.tier_policy import TIERS
+from tenants.admin_paginator import EXACT_COUNT_THRESHOLD, estimated_count
+from tenants.models import State, TenantState
+
+RECENT_JOBS = 10
+
+
+def tenant_counts() -> dict[str, Any]:
+    """Tenants per tier and state (a matrix with totals); `estimated` when any cell is an estimate."""
+    rows: dict[str, dict[str, int]] = {}
+    estimated = False
+    for tier in TIERS:
+        row = {}
+        for state in State.values:
+            n = estimated_count(TenantState.objects.filter(state=state, tenant__tier=tier))
+            estimated = estimated or (connection.vendor == "postgresql" and n >= EXACT_COUNT_THRESHOLD)
+            row[state] = n
+        row["total"] = sum(row.values())
+        rows[tier] = row
+    rows["all"] = {key: sum(rows[t][key] for t in TIERS) for key in [*State.values, "total"]}
+    return {"states": list(State.values), "rows": rows, "estimated": estimated}
+
+
+def hot_per_pod() -> list[dict[str, Any]]:
+    """Hot tenants on each pod against its tier's capacity (hot rows are few: bounded by pods x capacity)."""
+    per_pod = (
+        TenantState.objects.filter(state=State.HOT)
+        .values("pod_id", "tier_deployment")
+        .annotate(hot=Count("pk"))
+        .order_by("tier_deployment", "pod_id")
+    )
+    pods = []
+    for row in per_pod:
+        tier = (row["tier_deployment"] or "tier-?")[-1:].upper()
+        policy = settings.TIER_POLICY.get(tier)
+        pods.append(
+            {
+                "pod": row["pod_id"] or "(none)",
+                "tier": tier,
+                "hot": row["hot"],
+                "capacity": policy.max_hot_per_pod if policy else None,
+            }
+        )
+    return pods
+
+
+def archival_jobs() -> dict[str, Any]:
+    """Jobs in flight and failed (counts), and the latest of them."""
+    counts = {status: estimated_count(ArchivalJob.objects.filter(status=status)) for status in JobStatus.values}
+    recent = (
+        ArchivalJob.objects.filter(status__in=[*ACTIVE_JOB_STATUSES, JobStatus.FAILED])
+        .order_by("-created_at")
+        .values("id", "job_type", "status", "tenant_id", "manifest", "attempts", "created_at")[:RECENT_JOBS]
+    )
+    return {
+        "counts": counts,
+        "recent": [
+            {
+                "id": str(job["id"]),
+                "type": job["job_type"],
+                "status": job["status"],
+                "tenant": str(job["tenant_id"]),
+                "stage": (job["manifest"] or {}).get("stage", ""),
+                "attempts": job["attempts"],
+                "created_at": job["created_at"].isoformat(),
+            }
+            for job in recent
+        ],
+    }
+
+
+def billing_events() -> dict[str, Any]:
+    """Webhook events waiting and failed, and the processing lag: the age of the oldest event still waiting."""
+    waiting = BillingEvent.objects.filter(processing_status=ProcessingStatus.RECEIVED)
+    oldest = waiting.aggregate(oldest=Min("created_at"))["oldest"]  # idx_billing_events_processing
+    return {
+        "received": estimated_count(waiting),
+        "failed": estimated_count(BillingEvent.objects.filter(processing_status=ProcessingStatus.FAILED)),
+        "lag_seconds": round((timezone.now() - oldest).total_seconds(), 1) if oldest else 0.0,
+    }
+
+
+def last_drill() -> dict[str, Any] | None:
+    drill = RestoreDrill.objects.order_by("-started_at").first()
+    if drill is None:
+        return None
+    return {
+        "status": drill.status,
+        "backup": drill.backup_name,
+        "started_at": drill.started_at.isoformat(),
+        "duration_seconds": drill.duration_seconds,
+        "error": drill.error[:200],
+    }
+
+
+def snapshot() -> dict[str, Any]:
+    """Everything the overview shows, as JSON-ready data."""
+    return {
+        "tenants": tenant_counts(),
+        "pods": hot_per_pod(),
+        "archival": archival_jobs(),
+        "billing": billing_events(),
+        "drill": last_drill(),
+    }
