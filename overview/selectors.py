@@ -7,35 +7,46 @@ jobs in flight, failures) are exact and move as things happen while millions of 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Min
+from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
 from archival.models import ACTIVE_JOB_STATUSES, ArchivalJob, JobStatus
 from backups.models import RestoreDrill
 from billing.models import BillingEvent, ProcessingStatus
 from percolate_platform.tier_policy import TIERS
-from tenants.admin_paginator import EXACT_COUNT_THRESHOLD, estimated_count
+from tenants.admin_paginator import EXACT_COUNT_THRESHOLD, estimated_count, table_estimate
 from tenants.models import State, TenantState
 
 RECENT_JOBS = 10
 
 
+def counts_by(queryset: QuerySet, fields: tuple[str, ...], keys: Sequence[tuple[str, ...]]) -> tuple[dict, bool]:
+    """Row counts of `queryset` per value of `fields`, for each of `keys`, and whether any is an estimate.
+
+    A small table (or SQLite) is counted exactly in one GROUP BY; a big one gets one planner estimate per key, exact
+    where that estimate is below the threshold, so millions of rows are never scanned.
+    """
+    if connection.vendor != "postgresql" or (table_estimate(queryset) or 0) < EXACT_COUNT_THRESHOLD:
+        rows = queryset.order_by().values_list(*fields).annotate(n=Count("pk"))
+        exact = {tuple(row[:-1]): row[-1] for row in rows}
+        return {key: exact.get(key, 0) for key in keys}, False
+    counts = {key: estimated_count(queryset.filter(**dict(zip(fields, key, strict=True)))) for key in keys}
+    return counts, any(n >= EXACT_COUNT_THRESHOLD for n in counts.values())
+
+
 def tenant_counts() -> dict[str, Any]:
     """Tenants per tier and state (a matrix with totals); `estimated` when any cell is an estimate."""
+    keys = [(tier, state) for tier in TIERS for state in State.values]
+    counts, estimated = counts_by(TenantState.objects.all(), ("tenant__tier", "state"), keys)
     rows: dict[str, dict[str, int]] = {}
-    estimated = False
     for tier in TIERS:
-        row = {}
-        for state in State.values:
-            n = estimated_count(TenantState.objects.filter(state=state, tenant__tier=tier))
-            estimated = estimated or (connection.vendor == "postgresql" and n >= EXACT_COUNT_THRESHOLD)
-            row[state] = n
-        row["total"] = sum(row.values())
-        rows[tier] = row
+        row = {state: counts[(tier, state)] for state in State.values}
+        rows[tier] = {**row, "total": sum(row.values())}
     rows["all"] = {key: sum(rows[t][key] for t in TIERS) for key in [*State.values, "total"]}
     return {"states": list(State.values), "rows": rows, "estimated": estimated}
 
@@ -65,7 +76,8 @@ def hot_per_pod() -> list[dict[str, Any]]:
 
 def archival_jobs() -> dict[str, Any]:
     """Jobs in flight and failed (counts), and the latest of them."""
-    counts = {status: estimated_count(ArchivalJob.objects.filter(status=status)) for status in JobStatus.values}
+    by_status, _ = counts_by(ArchivalJob.objects.all(), ("status",), [(status,) for status in JobStatus.values])
+    counts = {status: n for (status,), n in by_status.items()}
     recent = (
         ArchivalJob.objects.filter(status__in=[*ACTIVE_JOB_STATUSES, JobStatus.FAILED])
         .order_by("-created_at")
