@@ -13,6 +13,7 @@ import environ
 
 from archival.beat import CELERY_BEAT_SCHEDULE as ARCHIVAL_BEAT_SCHEDULE
 from backups.beat import backup_beat_schedule
+from overview.beat import overview_beat_schedule
 from percolate_platform.broker import filesystem_broker_options
 from percolate_platform.db_pool import configure_pool
 from percolate_platform.master_key import decode_previous_keys, load_master_key
@@ -216,7 +217,14 @@ BACKUP_DRILL_DATABASE = env.str("BACKUP_DRILL_DATABASE", default="")
 # Locally beat takes the backups (on PostgreSQL; the SQLite default has nothing to pg_dump); in Kubernetes a CronJob
 # does (k8s/platform/backup-cronjob.yaml), so beat must not.
 BACKUP_IN_BEAT = env.bool("BACKUP_IN_BEAT", default="postgresql" in DATABASES["default"]["ENGINE"])
-CELERY_BEAT_SCHEDULE = {**ARCHIVAL_BEAT_SCHEDULE, **backup_beat_schedule(enabled=BACKUP_IN_BEAT)}
+# Per-tenant metrics: beat scrapes every tier pod's /metrics this often; rows older than the retention are pruned.
+TENANT_METRICS_SCRAPE_SECONDS = env.float("TENANT_METRICS_SCRAPE_SECONDS", default=60.0)
+TENANT_METRICS_RETENTION_HOURS = env.int("TENANT_METRICS_RETENTION_HOURS", default=48)
+CELERY_BEAT_SCHEDULE = {
+    **ARCHIVAL_BEAT_SCHEDULE,
+    **backup_beat_schedule(enabled=BACKUP_IN_BEAT),
+    **overview_beat_schedule(scrape_seconds=TENANT_METRICS_SCRAPE_SECONDS),
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
