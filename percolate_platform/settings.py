@@ -185,7 +185,7 @@ TENANT_DATA_ROOT = Path(env.str("TENANT_DATA_ROOT", default=str(VAR_DIR / "tenan
 # Celery: Redis as broker when REDIS_URL is set; otherwise kombu's filesystem transport under var/celery, so that the
 # embedded default runs a real worker and beat with no server (docs/decisions.md, "Background work locally"). Eager
 # mode (tasks run inside the caller) is only for tests that ask for it with CELERY_TASK_ALWAYS_EAGER=true.
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost/"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
