@@ -19,7 +19,7 @@ from archival.models import ACTIVE_JOB_STATUSES, ArchivalJob, JobStatus
 from backups.models import RestoreDrill
 from billing.models import BillingEvent, ProcessingStatus
 from percolate_platform.tier_policy import TIERS
-from tenants.admin_paginator import EXACT_COUNT_THRESHOLD, estimated_count, table_estimate
+from tenants.admin_paginator import EXACT_COUNT_THRESHOLD, estimated_count, plan_estimate, table_estimate
 from tenants.models import State, TenantState
 
 RECENT_JOBS = 10
@@ -40,9 +40,26 @@ def counts_by(queryset: QuerySet, fields: tuple[str, ...], keys: Sequence[tuple[
 
 
 def tenant_counts() -> dict[str, Any]:
-    """Tenants per tier and state (a matrix with totals); `estimated` when any cell is an estimate."""
+    """Tenants per tier and state (a matrix with totals); `estimated` when any cell is an estimate.
+
+    On a big table each state is sized first (one estimate on idx_tenant_states_state, exact when small); the small
+    states are then split by tier exactly in one GROUP BY over their few rows, the big ones by the planner's estimate
+    of each cell (the join with `tenants` is never run over millions of rows).
+    """
     keys = [(tier, state) for tier in TIERS for state in State.values]
-    counts, estimated = counts_by(TenantState.objects.all(), ("tenant__tier", "state"), keys)
+    states = TenantState.objects.all()
+    if connection.vendor != "postgresql" or (table_estimate(states) or 0) < EXACT_COUNT_THRESHOLD:
+        counts, estimated = counts_by(states, ("tenant__tier", "state"), keys)
+    else:
+        sizes = {state: estimated_count(states.filter(state=state)) for state in State.values}
+        small = [state for state, n in sizes.items() if n < EXACT_COUNT_THRESHOLD]
+        exact = states.filter(state__in=small).order_by().values_list("tenant__tier", "state").annotate(n=Count("pk"))
+        counts = {(tier, state): n for tier, state, n in exact}
+        for tier, state in keys:
+            if state not in small:
+                counts[(tier, state)] = plan_estimate(states.filter(state=state, tenant__tier=tier)) or 0
+            counts.setdefault((tier, state), 0)
+        estimated = len(small) < len(sizes)
     rows: dict[str, dict[str, int]] = {}
     for tier in TIERS:
         row = {state: counts[(tier, state)] for state in State.values}
