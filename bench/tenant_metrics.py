@@ -12,7 +12,8 @@ of the rows older than the retention):
 - the tenant page's chart query for one tenant over the last day.
 
 The reference is the rate rows arrive at: at one scrape a minute, H hot tenants add 4 x H rows a minute (4 x H x 1,440
-a day); the scrape task prunes every minute, so pruning keeps up while its rate exceeds that with a wide margin. The last line is one JSON object.
+a day); the scrape task prunes every minute, so pruning keeps up while its rate exceeds that with a wide margin.
+The last line is one JSON object.
 """
 
 import argparse
