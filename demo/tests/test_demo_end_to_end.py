@@ -2,17 +2,20 @@
 nodes, worker, beat) started from the Procfile itself on the embedded default (SQLite, filesystem broker, local object
 store) in a fresh var directory, on free ports; the demo must pass every step."""
 
+import asyncio
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,8 +118,60 @@ def platform(tmp_path: Path) -> Iterator[tuple[dict[int, int], dict[str, str]]]:
                 proc.wait(5)
 
 
+SESSION = """
+from django.contrib.sessions.backends.db import SessionStore
+from accounts.models import User
+user = User.objects.get(username="admin")
+session = SessionStore()
+session.update({"_auth_user_id": str(user.pk), "_auth_user_hash": user.get_session_auth_hash(),
+                "_auth_user_backend": "django.contrib.auth.backends.ModelBackend"})
+session.create()
+print(session.session_key)
+"""
+
+
+class OverviewWatcher(threading.Thread):
+    """The overview's WebSocket on the `overview` process, as the admin's browser holds it: every snapshot pushed."""
+
+    def __init__(self, port: int, web_port: int, session_key: str) -> None:
+        super().__init__(daemon=True)
+        self.url = f"ws://127.0.0.1:{port}/ws/overview/"
+        self.headers = {"Origin": f"http://127.0.0.1:{web_port}", "Cookie": f"sessionid={session_key}"}
+        self.snapshots: list[dict] = []
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._watch())
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    async def _watch(self) -> None:
+        timeout = aiohttp.ClientWSTimeout(ws_close=5)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(self.url, headers=self.headers, timeout=timeout) as ws,
+        ):
+            while not self.stop.is_set():
+                try:
+                    self.snapshots.append(await ws.receive_json(timeout=0.5))
+                except TimeoutError:
+                    continue
+
+
 def test_make_run_then_make_demo_passes_every_step(platform) -> None:  # type: ignore[no-untyped-def]
     ports, env = platform
+    shell = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", SESSION],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    watcher = OverviewWatcher(ports[8001], ports[8000], shell.stdout.strip().splitlines()[-1])
+    watcher.start()
     result = subprocess.run(
         [
             sys.executable,
@@ -136,3 +191,17 @@ def test_make_run_then_make_demo_passes_every_step(platform) -> None:  # type: i
     print(result.stdout)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
     assert re.search(r"(\d+) of \1 steps passed", result.stdout)
+
+    # The overview showed the steps as they happened: tenants appearing, going hot, archived, jobs completing.
+    time.sleep(2)
+    watcher.stop.set()
+    watcher.join(10)
+    assert watcher.error is None, repr(watcher.error)
+    seen = watcher.snapshots
+    assert len(seen) >= 5, f"only {len(seen)} snapshots pushed"
+    totals = [snap["tenants"]["rows"]["all"]["total"] for snap in seen]
+    assert totals[0] == 0 and totals[-1] == 3
+    assert max(snap["tenants"]["rows"]["all"]["hot"] for snap in seen) >= 2
+    assert any(snap["tenants"]["rows"]["C"]["archived"] == 1 for snap in seen)
+    assert seen[-1]["tenants"]["rows"]["C"]["archived"] == 0  # restored on its next chat
+    assert seen[-1]["archival"]["counts"]["completed"] == 2
