@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = Runner(total=STEPS)
     runner.say(f"Percolate demo against {args.web} (gateway {args.gateway}).")
     runner.say(f"Watch it live: {args.web}/admin/overview/ (log in as the admin `make run` printed).")
-    return run(runner, Demo(gateway=args.gateway, timeout=args.timeout))
+    return run(runner, Demo(gateway=args.gateway, web=args.web, timeout=args.timeout))
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ Open the platform overview (/admin/overview/) beside it to watch the numbers mov
 from __future__ import annotations
 
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from archival.evict import evict
@@ -27,12 +29,13 @@ from tenants.models import State, Tenant, TenantMetric, TenantState
 from tenants.services import tenant_provision
 
 ACTOR = Actor.system("demo")
-STEPS = 9
+STEPS = 10
 
 
 @dataclass
 class Demo:
     gateway: str
+    web: str = "http://127.0.0.1:8000"
     timeout: float = 60.0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     tenants: dict[str, Tenant] = field(default_factory=dict)
@@ -71,6 +74,21 @@ class Demo:
         return wait_for(done, timeout=self.timeout, what=f"the worker to complete the {job_type}")  # type: ignore[return-value]
 
     # -- the steps ---------------------------------------------------------------------------------------------
+
+    def preflight(self) -> str:
+        """`make run` is up: the web app and its database, the gateway, and the same database as this process."""
+        for url in (f"{self.web}/healthz", f"{self.gateway}/healthz"):
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (the demo's own URLs)
+                    if response.status != 200:
+                        raise StepFailed(f"{url} answered {response.status}")
+            except OSError as exc:
+                raise StepFailed(f"{url} does not answer ({exc}); start `make run` first, in another terminal") from exc
+        try:
+            Tenant.objects.exists()
+        except DatabaseError as exc:
+            raise StepFailed(f"the platform database is not ready ({exc}); is `make run` still starting?") from exc
+        return f"web {self.web} and gateway {self.gateway} answer; database {connection.settings_dict['NAME']}"
 
     def provision(self) -> str:
         for tier in ("A", "B", "C"):
@@ -149,6 +167,7 @@ class Demo:
 
 def run(runner: Runner, demo: Demo) -> int:
     steps = [
+        ("The platform is up (make run)", demo.preflight),
         ("Provision three tenants, one per tier", demo.provision),
         ("Register a device for the tier-B tenant", demo.register_device),
         ("Chat through the gateway with the device-signed token", demo.device_chat),
@@ -162,6 +181,6 @@ def run(runner: Runner, demo: Demo) -> int:
     assert len(steps) == STEPS
     for name, action in steps:
         if not runner.step(name, action) and not demo.tenants:
-            break  # nothing to go on with
+            break  # nothing to go on with: not up, or no tenants
         time.sleep(0.5)  # room to watch the overview move
     return runner.summary()
