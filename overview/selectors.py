@@ -72,13 +72,13 @@ def hot_per_pod() -> list[dict[str, Any]]:
     """Hot tenants on each pod against its tier's capacity (hot rows are few: bounded by pods x capacity)."""
     per_pod = (
         TenantState.objects.filter(state=State.HOT)
-        .values("pod_id", "tier_deployment")
+        .values("pod_id", "tenant__tier")
         .annotate(hot=Count("pk"))
-        .order_by("tier_deployment", "pod_id")
+        .order_by("tenant__tier", "pod_id")
     )
     pods = []
     for row in per_pod:
-        tier = (row["tier_deployment"] or "tier-?")[-1:].upper()
+        tier = row["tenant__tier"]
         policy = settings.TIER_POLICY.get(tier)
         pods.append(
             {

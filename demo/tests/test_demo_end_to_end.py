@@ -205,3 +205,5 @@ def test_make_run_then_make_demo_passes_every_step(platform) -> None:  # type: i
     assert any(snap["tenants"]["rows"]["C"]["archived"] == 1 for snap in seen)
     assert seen[-1]["tenants"]["rows"]["C"]["archived"] == 0  # restored on its next chat
     assert seen[-1]["archival"]["counts"]["completed"] == 2
+    pods = {pod["pod"]: (pod["tier"], pod["capacity"]) for snap in seen for pod in snap["pods"]}
+    assert pods.get(f"127.0.0.1:{ports[8201]}") == ("A", 8)  # the node reports its pod; capacity from the policy
