@@ -13,6 +13,8 @@ import environ
 
 from archival.beat import CELERY_BEAT_SCHEDULE as ARCHIVAL_BEAT_SCHEDULE
 from backups.beat import backup_beat_schedule
+from overview.beat import overview_beat_schedule
+from percolate_platform.broker import filesystem_broker_options
 from percolate_platform.db_pool import configure_pool
 from percolate_platform.master_key import decode_previous_keys, load_master_key
 from percolate_platform.tier_policy import load_tier_policy
@@ -46,6 +48,7 @@ INSTALLED_APPS = [
     "archival",
     "gateway",
     "backups",
+    "overview",
 ]
 
 MIDDLEWARE = [
@@ -116,6 +119,18 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Channels (the overview's WebSocket): channels-redis when Redis is configured, so a nudge reaches every ASGI process;
+# the in-memory layer of one process otherwise.
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The overview page polls its snapshot this often (one snapshot per interval however many pages are open); its
+# WebSocket is served by the ASGI process (`overview` in the Procfile) on this port of the page's host (0: the page's
+# own port, when one ASGI server serves both).
+OVERVIEW_REFRESH_SECONDS = env.float("OVERVIEW_REFRESH_SECONDS", default=1.0)
+OVERVIEW_WEBSOCKET_PORT = env.int("OVERVIEW_WEBSOCKET_PORT", default=0)
+
 # Object store: a local directory by default, S3 (django-storages + boto3) when S3_ENDPOINT_URL is set.
 S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")
 OBJECT_STORE_ROOT = Path(env.str("OBJECT_STORE_ROOT", default=str(VAR_DIR / "objects")))
@@ -167,10 +182,12 @@ STORAGES = {
 
 TENANT_DATA_ROOT = Path(env.str("TENANT_DATA_ROOT", default=str(VAR_DIR / "tenant-data")))
 
-# Celery: Redis as broker when REDIS_URL is set, otherwise tasks run eagerly in-process.
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Celery: Redis as broker when REDIS_URL is set; otherwise kombu's filesystem transport under var/celery, so that the
+# embedded default runs a real worker and beat with no server (docs/decisions.md, "Background work locally"). Eager
+# mode (tasks run inside the caller) is only for tests that ask for it with CELERY_TASK_ALWAYS_EAGER=true.
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost/"
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -179,7 +196,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 # Longer than the longest archive: a message unacknowledged for this long is handed to another worker.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200)}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200)
+}
+if not REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(filesystem_broker_options(VAR_DIR / "celery"))
+# Where beat keeps its last-run times (a file; one beat process per deployment).
+CELERY_BEAT_SCHEDULE_FILENAME = env.str("CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule"))
 # zstd worker threads for archives (-1: one per core; about 55 MB more memory, about 1.5x the throughput).
 ARCHIVE_ZSTD_THREADS = env.int("ARCHIVE_ZSTD_THREADS", default=-1)
 ARCHIVE_EVICT_TIMEOUT_SECONDS = env.float("ARCHIVE_EVICT_TIMEOUT_SECONDS", default=10.0)
@@ -194,7 +217,14 @@ BACKUP_DRILL_DATABASE = env.str("BACKUP_DRILL_DATABASE", default="")
 # Locally beat takes the backups (on PostgreSQL; the SQLite default has nothing to pg_dump); in Kubernetes a CronJob
 # does (k8s/platform/backup-cronjob.yaml), so beat must not.
 BACKUP_IN_BEAT = env.bool("BACKUP_IN_BEAT", default="postgresql" in DATABASES["default"]["ENGINE"])
-CELERY_BEAT_SCHEDULE = {**ARCHIVAL_BEAT_SCHEDULE, **backup_beat_schedule(enabled=BACKUP_IN_BEAT)}
+# Per-tenant metrics: beat scrapes every tier pod's /metrics this often; rows older than the retention are pruned.
+TENANT_METRICS_SCRAPE_SECONDS = env.float("TENANT_METRICS_SCRAPE_SECONDS", default=60.0)
+TENANT_METRICS_RETENTION_HOURS = env.int("TENANT_METRICS_RETENTION_HOURS", default=48)
+CELERY_BEAT_SCHEDULE = {
+    **ARCHIVAL_BEAT_SCHEDULE,
+    **backup_beat_schedule(enabled=BACKUP_IN_BEAT),
+    **overview_beat_schedule(scrape_seconds=TENANT_METRICS_SCRAPE_SECONDS),
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
