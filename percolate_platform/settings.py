@@ -13,6 +13,7 @@ import environ
 
 from archival.beat import CELERY_BEAT_SCHEDULE as ARCHIVAL_BEAT_SCHEDULE
 from backups.beat import backup_beat_schedule
+from moves.beat import CELERY_BEAT_SCHEDULE as MOVES_BEAT_SCHEDULE
 from percolate_platform.db_pool import configure_pool
 from percolate_platform.master_key import decode_previous_keys, load_master_key
 from percolate_platform.tier_policy import load_tier_policy
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "archival",
     "gateway",
     "backups",
+    "moves",
 ]
 
 MIDDLEWARE = [
@@ -166,6 +168,21 @@ STORAGES = {
 }
 
 TENANT_DATA_ROOT = Path(env.str("TENANT_DATA_ROOT", default=str(VAR_DIR / "tenant-data")))
+# Tier moves (moves/): each tier's data root as the platform's workers see it (unset: TENANT_DATA_ROOT, shared by all
+# tiers, and then a move copies nothing), and how long a move waits for a pod's evict or warm answer.
+TIER_DATA_ROOTS = {tier: env.str(f"TENANT_DATA_ROOT_{tier}", default="") for tier in ("A", "B", "C")}
+MOVE_EVICT_TIMEOUT_SECONDS = env.float("MOVE_EVICT_TIMEOUT_SECONDS", default=10.0)
+MOVE_WARM_TIMEOUT_SECONDS = env.float("MOVE_WARM_TIMEOUT_SECONDS", default=30.0)
+# An unfinished move untouched this long has lost its worker or its message: the beat sweep enqueues it again.
+MOVE_STALLED_AFTER_SECONDS = env.int("MOVE_STALLED_AFTER_SECONDS", default=300)
+# Mail to tenants (a completed tier move): the console locally, SMTP (EMAIL_HOST, ...) in production.
+_MAIL = "django.core.mail.backends"
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND", default=f"{_MAIL}.console.EmailBackend" if DEBUG else f"{_MAIL}.smtp.EmailBackend"
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Percolate <no-reply@percolate.local>")
 
 # Celery: Redis as broker when REDIS_URL is set, otherwise tasks run eagerly in-process.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -194,7 +211,11 @@ BACKUP_DRILL_DATABASE = env.str("BACKUP_DRILL_DATABASE", default="")
 # Locally beat takes the backups (on PostgreSQL; the SQLite default has nothing to pg_dump); in Kubernetes a CronJob
 # does (k8s/platform/backup-cronjob.yaml), so beat must not.
 BACKUP_IN_BEAT = env.bool("BACKUP_IN_BEAT", default="postgresql" in DATABASES["default"]["ENGINE"])
-CELERY_BEAT_SCHEDULE = {**ARCHIVAL_BEAT_SCHEDULE, **backup_beat_schedule(enabled=BACKUP_IN_BEAT)}
+CELERY_BEAT_SCHEDULE = {
+    **ARCHIVAL_BEAT_SCHEDULE,
+    **MOVES_BEAT_SCHEDULE,
+    **backup_beat_schedule(enabled=BACKUP_IN_BEAT),
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
