@@ -3,7 +3,7 @@
 import uuid
 from datetime import timedelta
 
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from moves.models import Move
@@ -34,3 +34,20 @@ def move_counts() -> list[tuple[str, str, str, int]]:
         .order_by()
     )
     return [(f, t, s, n) for f, t, s, n in rows]
+
+
+def tenants_to_move(*, from_tier: str, limit: int) -> list[uuid.UUID]:
+    """Up to ``limit`` tenant ids on ``from_tier`` (not deleted, not moving now), oldest first."""
+    from tenants.models import Tenant, TenantStatus
+
+    return list(
+        Tenant.objects.filter(tier=from_tier)
+        .exclude(status=TenantStatus.DELETED)
+        .exclude(Exists(Move.objects.filter(tenant=OuterRef("pk"), finished_at__isnull=True)))
+        .order_by("created_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def moves_by_id(ids: list[uuid.UUID]) -> QuerySet[Move]:
+    return Move.objects.filter(pk__in=ids)

@@ -20,15 +20,15 @@ from archival.selectors import active_job
 from moves import rollback, steps
 from moves.models import Move, MoveStatus, Step
 from moves.runlock import run_lock
-from moves.selectors import active_move, stalled_moves
+from moves.selectors import active_move, stalled_moves, tenants_to_move
 from tenants.audit import Actor, audit_write
-from tenants.errors import Conflict, NotFound
+from tenants.errors import Conflict, InvalidInput, NotFound
 from tenants.models import TenantStatus, Tier
 from tenants.services import locked_tenant, require_choice
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STEP_HOOK", "move_run", "resume_stalled_moves", "tenant_move"]
+__all__ = ["STEP_HOOK", "move_run", "resume_stalled_moves", "tenant_move", "tenants_move_many"]
 
 STEP_HOOK: Callable[[str, Move], None] | None = None
 MAX_REASON = 1000
@@ -133,6 +133,24 @@ def move_run(*, move_id: uuid.UUID | str) -> Move:
                 rollback.begin(move, exc)
         rollback.run(move)
         return move
+
+
+def tenants_move_many(
+    *, from_tier: object, to_tier: object, limit: int, actor: Actor, reason: object = ""
+) -> tuple[list[Move], list[str]]:
+    """Start moves for up to ``limit`` tenants of ``from_tier``: (the moves started, one line per refusal)."""
+    from_tier = require_choice("from", from_tier, Tier.values)
+    to_tier = require_choice("to", to_tier, Tier.values)
+    if from_tier == to_tier:
+        raise InvalidInput("--from and --to are the same tier", fields={"to": ["Must differ from the source tier."]})
+    started: list[Move] = []
+    refused: list[str] = []
+    for tenant_id in tenants_to_move(from_tier=from_tier, limit=limit):
+        try:
+            started.append(tenant_move(tenant_id=tenant_id, tier=to_tier, actor=actor, reason=reason))
+        except Conflict as exc:
+            refused.append(f"{tenant_id}: {exc.message}")
+    return started, refused
 
 
 def resume_stalled_moves(*, older_than: timedelta) -> list[uuid.UUID]:
