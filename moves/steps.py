@@ -167,6 +167,7 @@ def warm(move: Move) -> None:
                 continue
             break
         with transaction.atomic():
+            locked_tenant(move.tenant_id)  # tenant row first, then state: the order the pods' state reports lock in
             st = TenantState.objects.select_for_update().get(tenant_id=move.tenant_id)
             if st.generation != move.new_generation:
                 raise MoveFailed(f"the tenant's generation changed during the move ({st.generation})")
