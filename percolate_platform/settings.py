@@ -13,6 +13,7 @@ import environ
 
 from archival.beat import CELERY_BEAT_SCHEDULE as ARCHIVAL_BEAT_SCHEDULE
 from backups.beat import backup_beat_schedule
+from moves.beat import CELERY_BEAT_SCHEDULE as MOVES_BEAT_SCHEDULE
 from overview.beat import overview_beat_schedule
 from percolate_platform.broker import filesystem_broker_options
 from percolate_platform.db_pool import configure_pool
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
     "gateway",
     "backups",
     "overview",
+    "moves",
 ]
 
 MIDDLEWARE = [
@@ -181,6 +183,21 @@ STORAGES = {
 }
 
 TENANT_DATA_ROOT = Path(env.str("TENANT_DATA_ROOT", default=str(VAR_DIR / "tenant-data")))
+# Tier moves (moves/): each tier's data root as the platform's workers see it (unset: TENANT_DATA_ROOT, shared by all
+# tiers, and then a move copies nothing), and how long a move waits for a pod's evict or warm answer.
+TIER_DATA_ROOTS = {tier: env.str(f"TENANT_DATA_ROOT_{tier}", default="") for tier in ("A", "B", "C")}
+MOVE_EVICT_TIMEOUT_SECONDS = env.float("MOVE_EVICT_TIMEOUT_SECONDS", default=10.0)
+MOVE_WARM_TIMEOUT_SECONDS = env.float("MOVE_WARM_TIMEOUT_SECONDS", default=30.0)
+# An unfinished move untouched this long has lost its worker or its message: the beat sweep enqueues it again.
+MOVE_STALLED_AFTER_SECONDS = env.int("MOVE_STALLED_AFTER_SECONDS", default=300)
+# Mail to tenants (a completed tier move): the console locally, SMTP (EMAIL_HOST, ...) in production.
+_MAIL = "django.core.mail.backends"
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND", default=f"{_MAIL}.console.EmailBackend" if DEBUG else f"{_MAIL}.smtp.EmailBackend"
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Percolate <no-reply@percolate.local>")
 
 # Celery: Redis as broker when REDIS_URL is set; otherwise kombu's filesystem transport under var/celery, so that the
 # embedded default runs a real worker and beat with no server (docs/decisions.md, "Background work locally"). Eager
@@ -222,6 +239,7 @@ TENANT_METRICS_SCRAPE_SECONDS = env.float("TENANT_METRICS_SCRAPE_SECONDS", defau
 TENANT_METRICS_RETENTION_HOURS = env.int("TENANT_METRICS_RETENTION_HOURS", default=48)
 CELERY_BEAT_SCHEDULE = {
     **ARCHIVAL_BEAT_SCHEDULE,
+    **MOVES_BEAT_SCHEDULE,
     **backup_beat_schedule(enabled=BACKUP_IN_BEAT),
     **overview_beat_schedule(scrape_seconds=TENANT_METRICS_SCRAPE_SECONDS),
 }

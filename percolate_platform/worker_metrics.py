@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from archival.selectors import job_counts
 from backups import metrics as backup_metrics
 from billing.selectors import event_counts
+from moves import metrics as move_metrics
 
 log = logging.getLogger(__name__)
 QUEUES = ("celery",)
@@ -40,6 +41,7 @@ class PlatformCollector(Collector):
             events.add_metric([status], n)
         yield events
         yield from backup_metrics.collect()
+        yield from move_metrics.collect()
         yield self._queue_lengths()
 
     def _queue_lengths(self) -> GaugeMetricFamily:

@@ -42,6 +42,7 @@ def test_every_alert_has_a_firing_and_a_quiet_test_case():
         "PercolateGatewayHigh5xxRatio",
         "PercolateColdStartSlowFirstByte",
         "PercolateArchivalJobFailures",
+        "PercolateTierMovesFailing",
         "PercolateWebhookProcessingFailures",
         "PercolateCeleryQueueBacklog",
         "PercolatePlatformBackupMissing",
