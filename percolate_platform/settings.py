@@ -13,6 +13,7 @@ import environ
 
 from archival.beat import CELERY_BEAT_SCHEDULE as ARCHIVAL_BEAT_SCHEDULE
 from backups.beat import backup_beat_schedule
+from billing.beat import CELERY_BEAT_SCHEDULE as BILLING_BEAT_SCHEDULE
 from percolate_platform.db_pool import configure_pool
 from percolate_platform.master_key import decode_previous_keys, load_master_key
 from percolate_platform.tier_policy import load_tier_policy
@@ -194,7 +195,11 @@ BACKUP_DRILL_DATABASE = env.str("BACKUP_DRILL_DATABASE", default="")
 # Locally beat takes the backups (on PostgreSQL; the SQLite default has nothing to pg_dump); in Kubernetes a CronJob
 # does (k8s/platform/backup-cronjob.yaml), so beat must not.
 BACKUP_IN_BEAT = env.bool("BACKUP_IN_BEAT", default="postgresql" in DATABASES["default"]["ENGINE"])
-CELERY_BEAT_SCHEDULE = {**ARCHIVAL_BEAT_SCHEDULE, **backup_beat_schedule(enabled=BACKUP_IN_BEAT)}
+CELERY_BEAT_SCHEDULE = {
+    **ARCHIVAL_BEAT_SCHEDULE,
+    **BILLING_BEAT_SCHEDULE,
+    **backup_beat_schedule(enabled=BACKUP_IN_BEAT),
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -252,6 +257,34 @@ PLATFORM_MASTER_KEY = load_master_key(env.str("PLATFORM_MASTER_KEY", default="")
 # During a master key rotation: the old key(s), accepted for unwrapping until `rotate_master_key` has re-wrapped every
 # tenant key (and for opening platform backups sealed under them). Comma-separated, same encoding.
 PLATFORM_MASTER_KEY_PREVIOUS = decode_previous_keys(env.list("PLATFORM_MASTER_KEY_PREVIOUS", default=[]))
+
+# Mail (the welcome after a checkout, tier-move notices): printed locally, SMTP or another backend in production.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Percolate <no-reply@percolate.local>")
+
+# Billing (Stripe). Webhook secrets are a list so a rolled secret and its successor both verify during the roll;
+# with none the webhook refuses every delivery, and production refuses to start (fail closed).
+# STRIPE_WEBHOOK_SECRET (one or comma-separated, as Kubernetes mounts the sealed secret) adds to the list.
+STRIPE_WEBHOOK_SECRETS = [
+    s.strip()
+    for s in [*env.list("STRIPE_WEBHOOK_SECRETS", default=[]), *env.list("STRIPE_WEBHOOK_SECRET", default=[])]
+    if s.strip()
+]
+if not DEBUG and not STRIPE_WEBHOOK_SECRETS:
+    raise environ.ImproperlyConfigured("STRIPE_WEBHOOK_SECRETS must be set when DJANGO_DEBUG is false")
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=128 * 1024)
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default="2026-10-28.endive")  # the shapes stripe 16.1.0 pins
+STRIPE_PRICE_TIERS: dict[str, str] = env.json("STRIPE_PRICE_TIERS", default={})  # Stripe price id -> tier
+STRIPE_FREE_TIER = env.str("STRIPE_FREE_TIER", default="C")
+STRIPE_DUNNING_GRACE_HOURS = env.float("STRIPE_DUNNING_GRACE_HOURS", default=7 * 24.0)
+STRIPE_DUNNING_ACTION = env.str("STRIPE_DUNNING_ACTION", default="downgrade")  # or "suspend"
+if STRIPE_DUNNING_ACTION not in ("downgrade", "suspend"):
+    raise environ.ImproperlyConfigured("STRIPE_DUNNING_ACTION must be 'downgrade' or 'suspend'")
+STRIPE_EVENT_MAX_ATTEMPTS = env.int("STRIPE_EVENT_MAX_ATTEMPTS", default=10)
+STRIPE_EVENT_STUCK_SECONDS = env.int("STRIPE_EVENT_STUCK_SECONDS", default=300)
 
 TIER_POLICY = load_tier_policy(env.json("TIER_POLICY_JSON", default={}))
 ARCHIVE_COLD_AFTER_DAYS = env.int("ARCHIVE_COLD_AFTER_DAYS", default=60)

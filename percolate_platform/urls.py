@@ -8,6 +8,7 @@ from tenants.api_errors import api_not_found
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("billing/", include("billing.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("tenants.urls")),
     # Keep last: any other path under /api/ (a malformed id included) is a JSON 404, with DEBUG on or off.
