@@ -141,3 +141,23 @@ class BillingEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} ({self.processing_status})"
+
+
+class StripeReconciliation(models.Model):
+    """One `stripe_reconcile` run: the window of Stripe's event list it walked; a finished run's `until` is where the
+    next run starts, so a gap longer than Stripe's retry window is always inside some run's window."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    listed = models.PositiveIntegerField(default=0)
+    fed = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(db_default=Now(), editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "stripe_reconciliations"
+        indexes = [models.Index(fields=["finished_at"], name="idx_stripe_recon_finished")]
+
+    def __str__(self) -> str:
+        return f"{self.since:%Y-%m-%d %H:%M} to {self.until:%Y-%m-%d %H:%M}"

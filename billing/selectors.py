@@ -44,14 +44,6 @@ def tenant_id_for_customer(customer_id: str) -> uuid.UUID | None:
     return Subscription.objects.filter(stripe_customer_id=customer_id).values_list("tenant_id", flat=True).first()
 
 
-def last_processed_event_time() -> datetime | None:
-    """The `created` time of the newest event applied: where reconciliation starts by default."""
-    rows = BillingEvent.objects.filter(
-        processing_status__in=[ProcessingStatus.PROCESSED, ProcessingStatus.IGNORED], stripe_created__isnull=False
-    )
-    return rows.order_by("-stripe_created").values_list("stripe_created", flat=True).first()
-
-
 def stored_event_ids(stripe_ids: list[str]) -> set[str]:
     rows = BillingEvent.objects.filter(stripe_event_id__in=stripe_ids).values_list("stripe_event_id", flat=True)
     return {str(pk) for pk in rows}

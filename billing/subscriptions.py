@@ -66,10 +66,11 @@ def sync_tenant_tier(tenant: Tenant, *, reason: str) -> None:
     move_tenant_to_tier(tenant=tenant, tier=desired_tier(tenant), reason=reason)
 
 
-def subscription_apply(*, sub: Subscription, obj: dict[str, Any], at: datetime) -> bool:
-    """Copy Stripe's subscription object onto the row unless the row holds newer state; True if applied."""
-    if sub.stripe_state_at is not None and (at < sub.stripe_state_at or sub.status == SubscriptionStatus.CANCELED):
-        return False
+MIRRORED = ("status", "stripe_price_id", "tier", "current_period_start", "current_period_end", "cancel_at_period_end")
+
+
+def copy_fields(sub: Subscription, obj: dict[str, Any]) -> None:
+    """Stripe's subscription object onto the row's mirrored fields (not saved)."""
     status = obj.get("status")
     if status not in SubscriptionStatus.values:
         raise HandlerError(f"unknown subscription status {status!r}")
@@ -81,6 +82,13 @@ def subscription_apply(*, sub: Subscription, obj: dict[str, Any], at: datetime) 
     sub.current_period_start = _time(item.get("current_period_start", obj.get("current_period_start")))
     sub.current_period_end = _time(item.get("current_period_end", obj.get("current_period_end")))
     sub.cancel_at_period_end = bool(obj.get("cancel_at_period_end"))
+
+
+def subscription_apply(*, sub: Subscription, obj: dict[str, Any], at: datetime) -> bool:
+    """Copy Stripe's subscription object onto the row unless the row holds newer state; True if applied."""
+    if sub.stripe_state_at is not None and (at < sub.stripe_state_at or sub.status == SubscriptionStatus.CANCELED):
+        return False
+    copy_fields(sub, obj)
     sub.stripe_state_at = at
     sub.save()
     return True

@@ -91,7 +91,7 @@ def test_a_canceled_subscription_is_not_dunned() -> None:
 
 
 def test_a_late_failure_after_a_newer_payment_changes_nothing() -> None:
-    customer, tenant = paying_customer()
+    customer, _ = paying_customer()
     failure = customer.invoice(paid=False)
     feed(customer.invoice(paid=True))
     feed(failure)  # arrives last, but Stripe created it before the payment
