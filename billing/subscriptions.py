@@ -5,10 +5,12 @@ is final, as it is in Stripe. Every change of one tenant's billing runs under it
 applying events of one customer serialise (docs/decisions.md, "Stripe events: order").
 """
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from billing.errors import HandlerError, WaitingForCheckout
 from billing.models import BillingEvent, Subscription, SubscriptionStatus
@@ -62,8 +64,16 @@ def desired_tier(tenant: Tenant) -> str:
     return live.tier
 
 
-def sync_tenant_tier(tenant: Tenant, *, reason: str) -> None:
-    move_tenant_to_tier(tenant=tenant, tier=desired_tier(tenant), reason=reason)
+def sync_tenant_tier(tenant: Tenant, *, reason: str) -> bool:
+    """Ask for the move to the tier the subscriptions want; False while another move must finish first."""
+    return move_tenant_to_tier(tenant=tenant, tier=desired_tier(tenant), reason=reason)
+
+
+def tier_follow(*, tenant_id: uuid.UUID | str) -> bool:
+    """The follow-up after a refused move: True once the wanted tier is reached or asked for."""
+    with transaction.atomic():
+        tenant = locked_tenant(tenant_id)
+        return sync_tenant_tier(tenant, reason="billing: the tier the subscription wants, after another move")
 
 
 MIRRORED = ("status", "stripe_price_id", "tier", "current_period_start", "current_period_end", "cancel_at_period_end")

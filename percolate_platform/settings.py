@@ -14,6 +14,7 @@ import environ
 from archival.beat import CELERY_BEAT_SCHEDULE as ARCHIVAL_BEAT_SCHEDULE
 from backups.beat import backup_beat_schedule
 from billing.beat import CELERY_BEAT_SCHEDULE as BILLING_BEAT_SCHEDULE
+from moves.beat import CELERY_BEAT_SCHEDULE as MOVES_BEAT_SCHEDULE
 from percolate_platform.db_pool import configure_pool
 from percolate_platform.master_key import decode_previous_keys, load_master_key
 from percolate_platform.tier_policy import load_tier_policy
@@ -47,6 +48,7 @@ INSTALLED_APPS = [
     "archival",
     "gateway",
     "backups",
+    "moves",
 ]
 
 MIDDLEWARE = [
@@ -167,6 +169,21 @@ STORAGES = {
 }
 
 TENANT_DATA_ROOT = Path(env.str("TENANT_DATA_ROOT", default=str(VAR_DIR / "tenant-data")))
+# Tier moves (moves/): each tier's data root as the platform's workers see it (unset: TENANT_DATA_ROOT, shared by all
+# tiers, and then a move copies nothing), and how long a move waits for a pod's evict or warm answer.
+TIER_DATA_ROOTS = {tier: env.str(f"TENANT_DATA_ROOT_{tier}", default="") for tier in ("A", "B", "C")}
+MOVE_EVICT_TIMEOUT_SECONDS = env.float("MOVE_EVICT_TIMEOUT_SECONDS", default=10.0)
+MOVE_WARM_TIMEOUT_SECONDS = env.float("MOVE_WARM_TIMEOUT_SECONDS", default=30.0)
+# An unfinished move untouched this long has lost its worker or its message: the beat sweep enqueues it again.
+MOVE_STALLED_AFTER_SECONDS = env.int("MOVE_STALLED_AFTER_SECONDS", default=300)
+# Mail to tenants (a completed tier move): the console locally, SMTP (EMAIL_HOST, ...) in production.
+_MAIL = "django.core.mail.backends"
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND", default=f"{_MAIL}.console.EmailBackend" if DEBUG else f"{_MAIL}.smtp.EmailBackend"
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Percolate <no-reply@percolate.local>")
 
 # Celery: Redis as broker when REDIS_URL is set, otherwise tasks run eagerly in-process.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -198,6 +215,7 @@ BACKUP_IN_BEAT = env.bool("BACKUP_IN_BEAT", default="postgresql" in DATABASES["d
 CELERY_BEAT_SCHEDULE = {
     **ARCHIVAL_BEAT_SCHEDULE,
     **BILLING_BEAT_SCHEDULE,
+    **MOVES_BEAT_SCHEDULE,
     **backup_beat_schedule(enabled=BACKUP_IN_BEAT),
 }
 
@@ -257,10 +275,6 @@ PLATFORM_MASTER_KEY = load_master_key(env.str("PLATFORM_MASTER_KEY", default="")
 # During a master key rotation: the old key(s), accepted for unwrapping until `rotate_master_key` has re-wrapped every
 # tenant key (and for opening platform backups sealed under them). Comma-separated, same encoding.
 PLATFORM_MASTER_KEY_PREVIOUS = decode_previous_keys(env.list("PLATFORM_MASTER_KEY_PREVIOUS", default=[]))
-
-# Mail (the welcome after a checkout, tier-move notices): printed locally, SMTP or another backend in production.
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Percolate <no-reply@percolate.local>")
 
 # Billing (Stripe). Webhook secrets are a list so a rolled secret and its successor both verify during the roll;
 # with none the webhook refuses every delivery, and production refuses to start (fail closed).

@@ -11,6 +11,7 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("tenants.urls")),
+    path("api/", include("moves.urls")),
     # Keep last: any other path under /api/ (a malformed id included) is a JSON 404, with DEBUG on or off.
     re_path(r"^api(?:/|$)", api_not_found),
 ]

@@ -5,6 +5,8 @@ from typing import Any
 from billing.intake import event_store
 from billing.models import BillingEvent, ProcessingStatus
 from billing.processing import event_process
+from moves.models import Move
+from tenants.models import Tenant
 
 
 def feed(evt: dict[str, Any]) -> str:
@@ -28,3 +30,10 @@ def drain(rounds: int = 10) -> None:
             event_process(event_id=pk, manual=True)
         if BillingEvent.objects.filter(processing_status=ProcessingStatus.PROCESSED).count() == before:
             return
+
+
+def asked_tier(tenant: Tenant) -> str:
+    """The tier billing last asked the tier-move service for (the move may still run, or have rolled back for want
+    of tier pods in a test without them); the tenant's tier when no move was asked."""
+    move = Move.objects.filter(tenant=tenant).order_by("-created_at").first()
+    return move.to_tier if move is not None else tenant.tier
