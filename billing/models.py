@@ -104,6 +104,7 @@ class BillingEvent(models.Model):
         max_length=20, choices=ProcessingStatus.choices, default=ProcessingStatus.RECEIVED
     )
     attempts = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0, db_default=0)  # failed attempts, ever: a counter for alerts
     last_error = models.TextField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(db_default=Now(), editable=False)

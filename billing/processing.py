@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from billing.checkout import checkout_completed
@@ -97,7 +98,9 @@ def event_process(*, event_id: uuid.UUID | str, manual: bool = False) -> str:
     except Exception as exc:  # any handler error: recorded on the row, retried by the sweep
         log.warning("billing: event %s failed: %s", event_id, exc, exc_info=not isinstance(exc, HandlerError))
         BillingEvent.objects.filter(pk=event_id).exclude(processing_status__in=FINISHED).update(
-            processing_status=ProcessingStatus.FAILED, last_error=f"{type(exc).__name__}: {exc}"[:4000]
+            processing_status=ProcessingStatus.FAILED,
+            last_error=f"{type(exc).__name__}: {exc}"[:4000],
+            failures=F("failures") + 1,
         )
         return ProcessingStatus.FAILED
 

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, Q, Sum
 
 from billing.models import BillingEvent, ProcessingStatus, Subscription
 
@@ -15,6 +15,12 @@ def event_counts() -> list[tuple[str, int]]:
     """(processing status, count) over all stored Stripe events: the source of `percolate_billing_events_total`."""
     rows = BillingEvent.objects.values_list("processing_status").annotate(n=Count("id")).order_by()
     return [(status, n) for status, n in rows]
+
+
+def event_totals() -> tuple[int, int]:
+    """(events ever received, failed processing attempts ever): both only grow, as counters must."""
+    totals = BillingEvent.objects.aggregate(received=Count("id"), failures=Sum("failures"))
+    return totals["received"] or 0, totals["failures"] or 0
 
 
 def oldest_pending_received_at() -> datetime | None:

@@ -43,6 +43,7 @@ def test_every_alert_has_a_firing_and_a_quiet_test_case():
         "PercolateColdStartSlowFirstByte",
         "PercolateArchivalJobFailures",
         "PercolateWebhookProcessingFailures",
+        "PercolateBillingEventsLagging",
         "PercolateCeleryQueueBacklog",
         "PercolatePlatformBackupMissing",
         "PercolateRestoreDrillMissing",
