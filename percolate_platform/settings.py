@@ -284,6 +284,10 @@ STRIPE_WEBHOOK_SECRETS = [
     for s in [*env.list("STRIPE_WEBHOOK_SECRETS", default=[]), *env.list("STRIPE_WEBHOOK_SECRET", default=[])]
     if s.strip()
 ]
+LOCAL_STRIPE_WEBHOOK_SECRET_FILE = VAR_DIR / "stripe-webhook-secret"
+if DEBUG and not STRIPE_WEBHOOK_SECRETS and LOCAL_STRIPE_WEBHOOK_SECRET_FILE.exists():
+    # `make run` only: bootstrap_local writes a random secret here (the webhook still refuses what it does not sign).
+    STRIPE_WEBHOOK_SECRETS = [LOCAL_STRIPE_WEBHOOK_SECRET_FILE.read_text().strip()]
 if not DEBUG and not STRIPE_WEBHOOK_SECRETS:
     raise environ.ImproperlyConfigured("STRIPE_WEBHOOK_SECRETS must be set when DJANGO_DEBUG is false")
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
@@ -291,7 +295,9 @@ STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=128 * 102
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
 STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default="2026-10-28.endive")  # the shapes stripe 16.1.0 pins
-STRIPE_PRICE_TIERS: dict[str, str] = env.json("STRIPE_PRICE_TIERS", default={})  # Stripe price id -> tier
+# Stripe price id -> tier; locally three made-up prices so `manage.py stripe_send_test_event` works under `make run`.
+_LOCAL_PRICES = {"price_local_a": "A", "price_local_b": "B", "price_local_c": "C"}
+STRIPE_PRICE_TIERS: dict[str, str] = env.json("STRIPE_PRICE_TIERS", default=_LOCAL_PRICES if DEBUG else {})
 STRIPE_FREE_TIER = env.str("STRIPE_FREE_TIER", default="C")
 STRIPE_DUNNING_GRACE_HOURS = env.float("STRIPE_DUNNING_GRACE_HOURS", default=7 * 24.0)
 STRIPE_DUNNING_ACTION = env.str("STRIPE_DUNNING_ACTION", default="downgrade")  # or "suspend"
