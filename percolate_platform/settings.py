@@ -13,6 +13,7 @@ import environ
 
 from archival.beat import CELERY_BEAT_SCHEDULE as ARCHIVAL_BEAT_SCHEDULE
 from backups.beat import backup_beat_schedule
+from billing.beat import CELERY_BEAT_SCHEDULE as BILLING_BEAT_SCHEDULE
 from moves.beat import CELERY_BEAT_SCHEDULE as MOVES_BEAT_SCHEDULE
 from overview.beat import overview_beat_schedule
 from percolate_platform.broker import filesystem_broker_options
@@ -239,6 +240,7 @@ TENANT_METRICS_SCRAPE_SECONDS = env.float("TENANT_METRICS_SCRAPE_SECONDS", defau
 TENANT_METRICS_RETENTION_HOURS = env.int("TENANT_METRICS_RETENTION_HOURS", default=48)
 CELERY_BEAT_SCHEDULE = {
     **ARCHIVAL_BEAT_SCHEDULE,
+    **BILLING_BEAT_SCHEDULE,
     **MOVES_BEAT_SCHEDULE,
     **backup_beat_schedule(enabled=BACKUP_IN_BEAT),
     **overview_beat_schedule(scrape_seconds=TENANT_METRICS_SCRAPE_SECONDS),
@@ -300,6 +302,36 @@ PLATFORM_MASTER_KEY = load_master_key(env.str("PLATFORM_MASTER_KEY", default="")
 # During a master key rotation: the old key(s), accepted for unwrapping until `rotate_master_key` has re-wrapped every
 # tenant key (and for opening platform backups sealed under them). Comma-separated, same encoding.
 PLATFORM_MASTER_KEY_PREVIOUS = decode_previous_keys(env.list("PLATFORM_MASTER_KEY_PREVIOUS", default=[]))
+
+# Billing (Stripe). Webhook secrets are a list so a rolled secret and its successor both verify during the roll;
+# with none the webhook refuses every delivery, and production refuses to start (fail closed).
+# STRIPE_WEBHOOK_SECRET (one or comma-separated, as Kubernetes mounts the sealed secret) adds to the list.
+STRIPE_WEBHOOK_SECRETS = [
+    s.strip()
+    for s in [*env.list("STRIPE_WEBHOOK_SECRETS", default=[]), *env.list("STRIPE_WEBHOOK_SECRET", default=[])]
+    if s.strip()
+]
+LOCAL_STRIPE_WEBHOOK_SECRET_FILE = VAR_DIR / "stripe-webhook-secret"
+if DEBUG and not STRIPE_WEBHOOK_SECRETS and LOCAL_STRIPE_WEBHOOK_SECRET_FILE.exists():
+    # `make run` only: bootstrap_local writes a random secret here (the webhook still refuses what it does not sign).
+    STRIPE_WEBHOOK_SECRETS = [LOCAL_STRIPE_WEBHOOK_SECRET_FILE.read_text().strip()]
+if not DEBUG and not STRIPE_WEBHOOK_SECRETS:
+    raise environ.ImproperlyConfigured("STRIPE_WEBHOOK_SECRETS must be set when DJANGO_DEBUG is false")
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=128 * 1024)
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default="2026-10-28.endive")  # the shapes stripe 16.1.0 pins
+# Stripe price id -> tier; locally three made-up prices so `manage.py stripe_send_test_event` works under `make run`.
+_LOCAL_PRICES = {"price_local_a": "A", "price_local_b": "B", "price_local_c": "C"}
+STRIPE_PRICE_TIERS: dict[str, str] = env.json("STRIPE_PRICE_TIERS", default=_LOCAL_PRICES if DEBUG else {})
+STRIPE_FREE_TIER = env.str("STRIPE_FREE_TIER", default="C")
+STRIPE_DUNNING_GRACE_HOURS = env.float("STRIPE_DUNNING_GRACE_HOURS", default=7 * 24.0)
+STRIPE_DUNNING_ACTION = env.str("STRIPE_DUNNING_ACTION", default="downgrade")  # or "suspend"
+if STRIPE_DUNNING_ACTION not in ("downgrade", "suspend"):
+    raise environ.ImproperlyConfigured("STRIPE_DUNNING_ACTION must be 'downgrade' or 'suspend'")
+STRIPE_EVENT_MAX_ATTEMPTS = env.int("STRIPE_EVENT_MAX_ATTEMPTS", default=10)
+STRIPE_EVENT_STUCK_SECONDS = env.int("STRIPE_EVENT_STUCK_SECONDS", default=300)
 
 TIER_POLICY = load_tier_policy(env.json("TIER_POLICY_JSON", default={}))
 ARCHIVE_COLD_AFTER_DAYS = env.int("ARCHIVE_COLD_AFTER_DAYS", default=60)

@@ -44,6 +44,7 @@ def test_every_alert_has_a_firing_and_a_quiet_test_case():
         "PercolateArchivalJobFailures",
         "PercolateTierMovesFailing",
         "PercolateWebhookProcessingFailures",
+        "PercolateBillingEventsLagging",
         "PercolateCeleryQueueBacklog",
         "PercolatePlatformBackupMissing",
         "PercolateRestoreDrillMissing",
