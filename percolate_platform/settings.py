@@ -332,6 +332,8 @@ if STRIPE_DUNNING_ACTION not in ("downgrade", "suspend"):
     raise environ.ImproperlyConfigured("STRIPE_DUNNING_ACTION must be 'downgrade' or 'suspend'")
 STRIPE_EVENT_MAX_ATTEMPTS = env.int("STRIPE_EVENT_MAX_ATTEMPTS", default=10)
 STRIPE_EVENT_STUCK_SECONDS = env.int("STRIPE_EVENT_STUCK_SECONDS", default=300)
+# After a move was refused because another one runs, ask again this many seconds later (billing.follow_tier).
+STRIPE_TIER_FOLLOW_SECONDS = env.int("STRIPE_TIER_FOLLOW_SECONDS", default=30)
 
 TIER_POLICY = load_tier_policy(env.json("TIER_POLICY_JSON", default={}))
 ARCHIVE_COLD_AFTER_DAYS = env.int("ARCHIVE_COLD_AFTER_DAYS", default=60)
