@@ -9,6 +9,11 @@ CELERY_BEAT_SCHEDULE = {
         "kwargs": {"limit": 100},
         "options": {"expires": 3000},
     },
+    "archival-sweep-scratch": {
+        "task": "archival.sweep_scratch",
+        "schedule": crontab(minute=27),  # hourly
+        "options": {"expires": 3000},
+    },
     "archival-requeue-stalled-jobs": {
         "task": "archival.requeue_stalled_jobs",
         "schedule": crontab(minute=47),  # hourly

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 COPY_CHUNK = 1 << 20
-TAR_BUFSIZE = 1 << 20
 PIPE_SIZE = 1 << 20
 
 
@@ -26,29 +25,53 @@ class TarError(Exception):
 
 
 def write_tar(src_dir: Path, dst: BinaryIO) -> int:
-    """Stream ``src_dir``'s tree as a tar to ``dst``; returns the number of entries written."""
+    """Stream ``src_dir``'s tree as a PAX tar to ``dst``; returns the number of entries written.
+
+    tarfile builds the headers; the file data goes from one reused buffer straight to ``dst`` (tarfile's stream
+    writer copies every block several times on the way).
+    """
     count = 0
-    with tarfile.open(fileobj=dst, mode="w|", bufsize=TAR_BUFSIZE, format=tarfile.PAX_FORMAT) as tar:
-        for root, dirs, files in os.walk(src_dir):
-            dirs.sort()
-            rel_root = Path(root).relative_to(src_dir)
-            for name in [*dirs, *sorted(files)]:
-                path = Path(root) / name
-                arcname = (rel_root / name).as_posix()
-                st = os.lstat(path)
-                info = tarfile.TarInfo(arcname)
-                info.mtime = int(st.st_mtime)
-                info.mode = stat.S_IMODE(st.st_mode) & 0o755
-                if stat.S_ISDIR(st.st_mode):
-                    info.type = tarfile.DIRTYPE
-                    tar.addfile(info)
-                elif stat.S_ISREG(st.st_mode):
-                    info.size = st.st_size
-                    with open(path, "rb") as handle:
-                        tar.addfile(info, handle)
-                else:
-                    raise TarError(f"cannot archive {arcname}: not a regular file or directory")
-                count += 1
+    written = 0
+    buf = bytearray(COPY_CHUNK)
+    view = memoryview(buf)
+
+    def out(data: bytes | memoryview) -> None:
+        nonlocal written
+        dst.write(data)
+        written += len(data)
+
+    for root, dirs, files in os.walk(src_dir):
+        dirs.sort()
+        rel_root = Path(root).relative_to(src_dir)
+        for name in [*dirs, *sorted(files)]:
+            path = Path(root) / name
+            arcname = (rel_root / name).as_posix()
+            st = os.lstat(path)
+            info = tarfile.TarInfo(arcname)
+            info.mtime = int(st.st_mtime)
+            info.mode = stat.S_IMODE(st.st_mode) & 0o755
+            if stat.S_ISDIR(st.st_mode):
+                info.type = tarfile.DIRTYPE
+                out(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+            elif stat.S_ISREG(st.st_mode):
+                info.size = st.st_size
+                out(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+                with open(path, "rb", buffering=0) as handle:
+                    remaining = st.st_size
+                    while remaining:
+                        n = handle.readinto(view[: min(COPY_CHUNK, remaining)]) or 0
+                        if not n:
+                            raise TarError(f"cannot archive {arcname}: it shrank while being read")
+                        out(view[:n])
+                        remaining -= n
+                if st.st_size % tarfile.BLOCKSIZE:
+                    out(tarfile.NUL * (tarfile.BLOCKSIZE - st.st_size % tarfile.BLOCKSIZE))
+            else:
+                raise TarError(f"cannot archive {arcname}: not a regular file or directory")
+            count += 1
+    out(tarfile.NUL * (2 * tarfile.BLOCKSIZE))  # the end-of-archive marker, then padding to a whole record
+    if written % tarfile.RECORDSIZE:
+        out(tarfile.NUL * (tarfile.RECORDSIZE - written % tarfile.RECORDSIZE))
     return count
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
-from archival import services
+from archival import scratch, services
 from tenants.errors import Conflict
 
 RETRY: Any = {
@@ -50,3 +50,9 @@ def requeue_stalled_jobs() -> int:
     """Beat: jobs whose message was lost are enqueued again (after the broker's visibility timeout has passed)."""
     older_than = timedelta(seconds=settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] * 2)
     return len(services.requeue_stalled_jobs(older_than=older_than))
+
+
+@shared_task(name="archival.sweep_scratch", acks_late=True)
+def sweep_scratch() -> int:
+    """Beat: remove scratch folders that dead workers left (they may hold decrypted tenant data)."""
+    return len(scratch.sweep_scratch())
