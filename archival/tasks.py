@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
-from archival import scratch, services
+from archival import drills, scratch, services
 from tenants.errors import Conflict
 
 RETRY: Any = {
@@ -56,3 +56,10 @@ def requeue_stalled_jobs() -> int:
 def sweep_scratch() -> int:
     """Beat: remove scratch folders that dead workers left (they may hold decrypted tenant data)."""
     return len(scratch.sweep_scratch())
+
+
+@shared_task(name="archival.verify_archives", acks_late=True)
+def verify_archives() -> str:
+    """Beat: the archive drill over a bounded sample (ARCHIVE_DRILL_SAMPLE) of archived tenants."""
+    drill = drills.run_drill(sample=settings.ARCHIVE_DRILL_SAMPLE)
+    return f"drill {drill.id}: {drill.status} ({drill.checked - drill.failed}/{drill.checked})"

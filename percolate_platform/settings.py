@@ -11,7 +11,7 @@ from typing import Any
 
 import environ
 
-from archival.beat import CELERY_BEAT_SCHEDULE as ARCHIVAL_BEAT_SCHEDULE
+from archival.beat import archival_beat_schedule
 from backups.beat import backup_beat_schedule
 from percolate_platform.db_pool import configure_pool
 from percolate_platform.master_key import decode_previous_keys, load_master_key
@@ -183,6 +183,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 # zstd worker threads for archives (-1: one per core; about 55 MB more memory, about 1.5x the throughput).
 ARCHIVE_ZSTD_THREADS = env.int("ARCHIVE_ZSTD_THREADS", default=-1)
 ARCHIVE_EVICT_TIMEOUT_SECONDS = env.float("ARCHIVE_EVICT_TIMEOUT_SECONDS", default=10.0)
+# The archive drill (beat): how often, and how many archives each run opens and checks in full.
+ARCHIVE_DRILL_EVERY_DAYS = env.int("ARCHIVE_DRILL_EVERY_DAYS", default=7)
+ARCHIVE_DRILL_SAMPLE = env.int("ARCHIVE_DRILL_SAMPLE", default=20)
 # Platform backups (docs/runbooks/platform-restore.md): where pg_dump/pg_restore are (empty: PATH), how long backups
 # are kept (and how many at least), and the scratch database the weekly restore drill recreates and drops.
 PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
@@ -194,7 +197,10 @@ BACKUP_DRILL_DATABASE = env.str("BACKUP_DRILL_DATABASE", default="")
 # Locally beat takes the backups (on PostgreSQL; the SQLite default has nothing to pg_dump); in Kubernetes a CronJob
 # does (k8s/platform/backup-cronjob.yaml), so beat must not.
 BACKUP_IN_BEAT = env.bool("BACKUP_IN_BEAT", default="postgresql" in DATABASES["default"]["ENGINE"])
-CELERY_BEAT_SCHEDULE = {**ARCHIVAL_BEAT_SCHEDULE, **backup_beat_schedule(enabled=BACKUP_IN_BEAT)}
+CELERY_BEAT_SCHEDULE = {
+    **archival_beat_schedule(drill_every_days=ARCHIVE_DRILL_EVERY_DAYS),
+    **backup_beat_schedule(enabled=BACKUP_IN_BEAT),
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
