@@ -26,6 +26,11 @@ def archival_beat_schedule(*, drill_every_days: int) -> dict[str, Any]:
             "schedule": crontab(minute=47),  # hourly
             "options": {"expires": 3000},
         },
+        "archival-prune-archives": {
+            "task": "archival.prune_archives",
+            "schedule": crontab(minute=7, hour=3),  # daily
+            "options": {"expires": 6 * 3600},
+        },
         "archival-verify-archives": {
             "task": "archival.verify_archives",
             "schedule": timedelta(days=drill_every_days),

@@ -213,3 +213,17 @@ def list_keys(prefix: str, *, alias: str = "objects") -> list[str]:
         return sorted(
             str(p.relative_to(base_path)) for p in root.rglob("*") if p.is_file() and not p.name.endswith(".part")
         )
+
+
+def apply_lifecycle(rules: dict, *, alias: str = "objects") -> dict | None:
+    """Put the bucket lifecycle configuration ``rules`` on the store's bucket and return what the store reads back
+    (None for a file-system store, which has no multipart uploads)."""
+    storage = get_storage(alias)
+    if not _is_s3(storage):
+        return None
+    bucket = storage.bucket_name  # type: ignore[attr-defined]
+    with _errors("lifecycle", bucket):
+        client = storage.connection.meta.client  # type: ignore[attr-defined]
+        client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=rules)
+        got = client.get_bucket_lifecycle_configuration(Bucket=bucket)
+    return {"Rules": got.get("Rules", [])}

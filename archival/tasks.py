@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
-from archival import drills, scratch, services
+from archival import drills, retention, scratch, services
 from tenants.errors import Conflict
 
 RETRY: Any = {
@@ -63,3 +63,10 @@ def verify_archives() -> str:
     """Beat: the archive drill over a bounded sample (ARCHIVE_DRILL_SAMPLE) of archived tenants."""
     drill = drills.run_drill(sample=settings.ARCHIVE_DRILL_SAMPLE)
     return f"drill {drill.id}: {drill.status} ({drill.checked - drill.failed}/{drill.checked})"
+
+
+@shared_task(name="archival.prune_archives", acks_late=True)
+def prune_archives() -> str:
+    """Beat: retention of superseded archives, and crypto-shredding of tenants deleted for good."""
+    pruned = retention.prune_archives()
+    return f"{len(pruned.archives)} superseded archive(s), {len(pruned.shredded)} tenant(s) shredded"

@@ -186,6 +186,8 @@ ARCHIVE_EVICT_TIMEOUT_SECONDS = env.float("ARCHIVE_EVICT_TIMEOUT_SECONDS", defau
 # The archive drill (beat): how often, and how many archives each run opens and checks in full.
 ARCHIVE_DRILL_EVERY_DAYS = env.int("ARCHIVE_DRILL_EVERY_DAYS", default=7)
 ARCHIVE_DRILL_SAMPLE = env.int("ARCHIVE_DRILL_SAMPLE", default=20)
+# Archive objects superseded by a newer completed archive, and tenants deleted this long ago, are deleted (daily).
+ARCHIVE_RETENTION_DAYS = env.int("ARCHIVE_RETENTION_DAYS", default=30)
 # Platform backups (docs/runbooks/platform-restore.md): where pg_dump/pg_restore are (empty: PATH), how long backups
 # are kept (and how many at least), and the scratch database the weekly restore drill recreates and drops.
 PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
