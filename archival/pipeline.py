@@ -104,7 +104,7 @@ def unpack(
 
     try:
         opened, files = tarball.piped(
-            produce, lambda src: untar.safe_extract(src, staged, fsync=False, written=syncer.put)
+            produce, lambda src: untar.safe_extract(src, staged, fsync=False, written=syncer.put), in_process=True
         )
     except BaseException:
         syncer.finish(quiet=True)  # the first error is the story; every queued descriptor is still closed

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from archival import stages
+
 COPY_CHUNK = 1 << 20
 PIPE_SIZE = 1 << 20
 
@@ -115,6 +117,12 @@ class _PipeReader:
             raise ProducerFailed(f"the stream was cut: {self._outcome['error']!r}")
         return data
 
+    def readinto(self, buf: memoryview | bytearray) -> int:
+        n = self._raw.readinto(buf) or 0  # type: ignore[attr-defined]  # every end we wrap has it
+        if not n and len(buf) and "error" in self._outcome:
+            raise ProducerFailed(f"the stream was cut: {self._outcome['error']!r}")
+        return n
+
     def readable(self) -> bool:
         return True
 
@@ -131,18 +139,28 @@ def _caused_by_broken_pipe(exc: BaseException) -> bool:
     return False
 
 
-def piped(producer: Callable[[BinaryIO], Any], consumer: Callable[[BinaryIO], Any]) -> tuple[Any, Any]:
-    """Run ``producer(writer)`` in a thread and ``consumer(reader)`` here, joined by a bounded OS pipe.
+def piped(
+    producer: Callable[[BinaryIO], Any], consumer: Callable[[BinaryIO], Any], *, in_process: bool = False
+) -> tuple[Any, Any]:
+    """Run ``producer(writer)`` in a thread and ``consumer(reader)`` here, joined by a bounded OS pipe (or, with
+    ``in_process``, a :class:`archival.stages.Channel` of byte blocks: no copy through the kernel).
 
-    Memory stays bounded (the pipe holds ~1 MB); if either side fails the other is unblocked, and the error that
-    came first is raised: a consumer that refused the stream wins over the broken pipe (however the producer wrapped
-    it) that its refusal caused, and a failed producer wins over the cut stream the consumer then saw.
+    Memory stays bounded (the pipe holds ~1 MB, the channel 16 blocks); if either side fails the other is
+    unblocked, and the error that came first is raised: a consumer that refused the stream wins over the broken pipe
+    (however the producer wrapped it) that its refusal caused, and a failed producer wins over the cut stream the
+    consumer then saw.
     """
-    r_fd, w_fd = os.pipe()
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(w_fd, 1031, PIPE_SIZE)  # F_SETPIPE_SZ
-    raw_reader = os.fdopen(r_fd, "rb", buffering=COPY_CHUNK)
-    writer = os.fdopen(w_fd, "wb", buffering=COPY_CHUNK)
+    raw_reader: Any
+    writer: Any
+    if in_process:
+        channel = stages.Channel()
+        raw_reader, writer = channel.reader, channel
+    else:
+        r_fd, w_fd = os.pipe()
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(w_fd, 1031, PIPE_SIZE)  # F_SETPIPE_SZ
+        raw_reader = os.fdopen(r_fd, "rb", buffering=COPY_CHUNK)
+        writer = os.fdopen(w_fd, "wb", buffering=COPY_CHUNK)
     outcome: dict[str, Any] = {}
     reader = _PipeReader(raw_reader, outcome)
 
