@@ -49,7 +49,9 @@ def superuser(db: None) -> User:
 def staff_user(db: None) -> User:
     """Staff with every tenants/billing/archival permission: the API's normal caller."""
     user = User.objects.create_user("staff", "staff@example.com", "staff-password-123", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["tenants", "billing", "archival"]))
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label__in=["tenants", "billing", "archival", "moves"])
+    )
     return user
 
 

@@ -78,6 +78,16 @@ def promtool() -> str:
     return found
 
 
+def checkov() -> str:
+    found = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
+    if found.exists():
+        return str(found)
+    on_path = shutil.which("checkov")
+    if not on_path:
+        raise CheckError("checkov not found: run scripts/install-checkov.sh (make test does)")
+    return on_path
+
+
 # --------------------------------------------------------------------------------------------------------------
 # rendering
 

@@ -10,8 +10,10 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/overview/", overview, name="overview"),
     path("admin/", admin.site.urls),
+    path("billing/", include("billing.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("tenants.urls")),
+    path("api/", include("moves.urls")),
     # Keep last: any other path under /api/ (a malformed id included) is a JSON 404, with DEBUG on or off.
     re_path(r"^api(?:/|$)", api_not_found),
 ]

@@ -48,6 +48,7 @@ class ManagerState:
         self.hot: OrderedDict[uuid.UUID, Tenant] = OrderedDict()  # least recently used first
         self.opens = 0  # stores opened (for tests and diagnostics)
         self.draining = False
+        self.drain_cut = asyncio.Event()  # set when a shutdown passes its deadline: no more context blobs
         self._reserved = 0  # hot-set slots held by loads in progress
         self._room = asyncio.Condition()
         self._loading: dict[uuid.UUID, LoadJob] = {}
