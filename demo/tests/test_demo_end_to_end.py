@@ -206,5 +206,6 @@ def test_make_run_then_make_demo_passes_every_step(platform) -> None:  # type: i
     assert completed[0] == 0 and 1 in completed  # the archive done, the restore not yet
     assert seen[-1]["tenants"]["rows"]["C"]["archived"] == 0  # restored on its next chat
     assert seen[-1]["archival"]["counts"]["completed"] == 2
+    assert seen[-1]["moves"]["counts"]["completed"] >= 3  # the checkout's C -> B, the upgrade, the downgrade
     pods = {pod["pod"]: (pod["tier"], pod["capacity"]) for snap in seen for pod in snap["pods"]}
     assert pods.get(f"127.0.0.1:{ports[8201]}") == ("A", 8)  # the node reports its pod; capacity from the policy
