@@ -7,21 +7,28 @@ Open the platform overview (/admin/overview/) beside it to watch the numbers mov
 
 from __future__ import annotations
 
+import io
 import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
+from django.core.management import call_command
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from archival.evict import evict
 from archival.models import ArchivalJob, JobStatus, JobType
 from archival.services import archive_request
+from billing.dunning import dunning_apply
+from billing.models import BillingEvent, ProcessingStatus
 from demo.client import Answer, DeviceKeys, chat
 from demo.runner import Runner, StepFailed, wait_for
 from gateway.tokens import mint_platform_token
+from moves.models import Move, MoveStatus
+from moves.services import tenant_move
 from overview.tasks import scrape_tenant_metrics
 from tenants.audit import Actor
 from tenants.device_services import device_register
@@ -29,7 +36,7 @@ from tenants.models import State, Tenant, TenantMetric, TenantState
 from tenants.services import tenant_provision
 
 ACTOR = Actor.system("demo")
-STEPS = 10
+STEPS = 13
 
 
 @dataclass
@@ -39,6 +46,7 @@ class Demo:
     timeout: float = 60.0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     tenants: dict[str, Tenant] = field(default_factory=dict)
+    stripe_email: str = ""
     device_token: str = ""
 
     # -- helpers -----------------------------------------------------------------------------------------------
@@ -95,6 +103,62 @@ class Demo:
             email = f"demo-{self.run_id}-{tier.lower()}@example.com"
             self.tenants[tier] = tenant_provision(email=email, tier=tier, actor=ACTOR)
         return ", ".join(f"{t.tier}: {t.email}" for t in self.tenants.values())
+
+    def stripe(self, kind: str, tier: str = "B") -> str:
+        out = io.StringIO()
+        url = f"{self.web}/billing/stripe/webhook/"
+        call_command("stripe_send_test_event", kind, email=self.stripe_email, tier=tier, url=url, stdout=out)
+        return out.getvalue().strip()
+
+    def move_done(self, tenant: Tenant, tier: str) -> Move:
+        def done() -> Move | None:
+            move = Move.objects.filter(tenant=tenant, to_tier=tier).order_by("-created_at").first()
+            if move is not None and move.status == MoveStatus.ROLLED_BACK:
+                raise StepFailed(f"the move to tier {tier} was rolled back at {move.failed_step}: {move.error}")
+            return move if move is not None and move.status == MoveStatus.COMPLETED else None
+
+        return wait_for(done, timeout=self.timeout, what=f"the worker to move the tenant to tier {tier}")  # type: ignore[return-value]
+
+    def stripe_checkout(self) -> str:
+        self.stripe_email = f"demo-{self.run_id}-stripe@example.com"
+        self.stripe("checkout")
+        self.stripe("subscription", tier="B")
+        tenant = wait_for(
+            lambda: Tenant.objects.filter(email=self.stripe_email, tier="B").first(),
+            timeout=self.timeout,
+            what="the webhook's events to provision the tenant on tier B",
+        )
+        assert isinstance(tenant, Tenant)
+        self.tenants["stripe"] = tenant
+        return (
+            f"checkout.session.completed and the subscription (tier B) provisioned {tenant.email} on tier {tenant.tier}"
+        )
+
+    def upgrade(self) -> str:
+        tenant = self.tenants["B"]
+        move = tenant_move(tenant_id=tenant.id, tier="A", actor=ACTOR, reason="demo: upgrade")
+        done = self.move_done(tenant, "A")
+        answer = self.answered(chat(self.gateway, self.device_token, "Do you still know when the launch is?"))
+        if "Friday" not in answer.text:
+            raise StepFailed(f"after the move the answer does not remember the launch: {answer.text[:200]}")
+        return f"move {move.id} B -> A done by the worker in {done.duration_ms} ms; {answer.model} still remembers"
+
+    def payment_failed(self) -> str:
+        tenant = self.tenants["stripe"]
+        self.stripe("payment-failed")
+        wait_for(
+            lambda: BillingEvent.objects.filter(
+                event_type="invoice.payment_failed", tenant=tenant, processing_status=ProcessingStatus.PROCESSED
+            ).exists(),
+            timeout=self.timeout,
+            what="the worker to process invoice.payment_failed",
+        )
+        grace = settings.STRIPE_DUNNING_GRACE_HOURS
+        # Beat runs this sweep hourly; the demo runs it once with the clock past the grace period instead of waiting.
+        dunning_apply(now=timezone.now() + timedelta(hours=grace + 1))
+        self.move_done(tenant, "C")
+        tenant.refresh_from_db()
+        return f"payment failed; {grace:g} h of grace later the dunning sweep moved it to tier {tenant.tier}"
 
     def register_device(self) -> str:
         keys = DeviceKeys.generate()
@@ -169,6 +233,7 @@ def run(runner: Runner, demo: Demo) -> int:
     steps = [
         ("The platform is up (make run)", demo.preflight),
         ("Provision three tenants, one per tier", demo.provision),
+        ("A signed Stripe checkout provisions a fourth tenant", demo.stripe_checkout),
         ("Register a device for the tier-B tenant", demo.register_device),
         ("Chat through the gateway with the device-signed token", demo.device_chat),
         ("Chat as the tier-A and tier-C tenants (platform tokens)", demo.chat_each_tier),
@@ -176,6 +241,8 @@ def run(runner: Runner, demo: Demo) -> int:
         ("Chat again: a cold answer from its context blob", demo.cold_answer),
         ("Archive the tier-C tenant (background worker)", demo.archive_c),
         ("Chat as tier C: restored on its next chat", demo.restore_on_chat),
+        ("Upgrade the device's tenant from tier B to A", demo.upgrade),
+        ("A failed payment: downgraded to tier C after the grace period", demo.payment_failed),
         ("Scrape per-tenant metrics from the pods (worker)", demo.metrics),
     ]
     assert len(steps) == STEPS

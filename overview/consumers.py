@@ -48,6 +48,7 @@ class OverviewConsumer(AsyncJsonWebsocketConsumer):
 
     async def _push(self) -> None:
         data = await database_sync_to_async(current)()
-        if data != self.last:
-            self.last = data
+        content = {key: value for key, value in data.items() if key != "generated_at"}
+        if content != self.last:  # only changes are pushed (the page re-renders on each message)
+            self.last = content
             await self.send_json(data)

@@ -18,6 +18,8 @@ from django.utils import timezone
 from archival.models import ACTIVE_JOB_STATUSES, ArchivalJob, JobStatus
 from backups.models import RestoreDrill
 from billing.models import BillingEvent, ProcessingStatus
+from moves.models import ACTIVE_STATUSES as MOVE_ACTIVE
+from moves.models import Move, MoveStatus
 from percolate_platform.tier_policy import TIERS
 from tenants.admin_paginator import EXACT_COUNT_THRESHOLD, estimated_count, plan_estimate, table_estimate
 from tenants.models import State, TenantState
@@ -117,6 +119,31 @@ def archival_jobs() -> dict[str, Any]:
     }
 
 
+def tier_moves() -> dict[str, Any]:
+    """Tier moves by status, and the latest in flight or rolled back."""
+    by_status, _ = counts_by(Move.objects.all(), ("status",), [(status,) for status in MoveStatus.values])
+    recent = (
+        Move.objects.filter(status__in=[*MOVE_ACTIVE, MoveStatus.ROLLED_BACK])
+        .order_by("-created_at")
+        .values("id", "tenant_id", "from_tier", "to_tier", "status", "step", "created_at")[:RECENT_JOBS]
+    )
+    return {
+        "counts": {status: n for (status,), n in by_status.items()},
+        "recent": [
+            {
+                "id": str(move["id"]),
+                "tenant": str(move["tenant_id"]),
+                "from_tier": move["from_tier"],
+                "to_tier": move["to_tier"],
+                "status": move["status"],
+                "step": move["step"],
+                "created_at": move["created_at"].isoformat(),
+            }
+            for move in recent
+        ],
+    }
+
+
 def billing_events() -> dict[str, Any]:
     """Webhook events waiting and failed, and the processing lag: the age of the oldest event still waiting."""
     waiting = BillingEvent.objects.filter(processing_status=ProcessingStatus.RECEIVED)
@@ -147,6 +174,7 @@ def snapshot() -> dict[str, Any]:
         "tenants": tenant_counts(),
         "pods": hot_per_pod(),
         "archival": archival_jobs(),
+        "moves": tier_moves(),
         "billing": billing_events(),
         "drill": last_drill(),
     }

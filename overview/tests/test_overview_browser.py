@@ -18,6 +18,7 @@ PASSWORD = "overview-password-123"
 
 
 def test_overview_numbers_move_live(browser, asgi_server, make_tenant, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -39,7 +40,13 @@ def test_overview_numbers_move_live(browser, asgi_server, make_tenant, settings,
     wait.until(ec.text_to_be_present_in_element((By.ID, "overview-status"), "live"))
 
     def cell(name: str) -> str:
-        return str(driver.find_element(By.CSS_SELECTOR, f'[data-cell="{name}"]').text)
+        """The cell's text, found again if a push re-rendered the table under us."""
+        for _ in range(20):
+            try:
+                return str(driver.find_element(By.CSS_SELECTOR, f'[data-cell="{name}"]').text)
+            except StaleElementReferenceException:
+                continue
+        raise AssertionError(f"cell {name} kept going stale")
 
     assert cell("A-cold") == "2" and cell("A-hot") == "0" and cell("jobs-pending") == "0"
     before = shots / "before.png"
@@ -52,7 +59,7 @@ def test_overview_numbers_move_live(browser, asgi_server, make_tenant, settings,
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, '[data-cell="jobs-pending"]'), "1"))
     assert cell("A-cold") == "1"
     assert cell("pod-127.0.0.1:8201") == "1" and cell("cap-127.0.0.1:8201") == "8"
-    assert str(tenants[1].id) in driver.find_element(By.ID, "jobs").text
+    wait.until(ec.text_to_be_present_in_element((By.ID, "jobs"), str(tenants[1].id)))
     after = shots / "after.png"
     assert driver.save_screenshot(str(after))
     assert before.read_bytes() != after.read_bytes()

@@ -47,3 +47,16 @@ def test_staff_with_only_the_view_permission_sees_it(db) -> None:  # type: ignor
     client = Client()
     client.force_login(user)
     assert client.get("/admin/overview/").status_code == 200
+
+
+def test_moves_in_flight_and_rolled_back_are_listed(admin_client_root: Client, make_tenant) -> None:  # type: ignore[no-untyped-def]
+    from moves.services import tenant_move
+    from tenants.audit import Actor
+
+    tenant = make_tenant(tier="C")
+    move = tenant_move(tenant_id=tenant.id, tier="A", actor=Actor.system("test"), enqueue=False)
+    from overview.selectors import tier_moves
+
+    moves = tier_moves()
+    assert moves["counts"]["pending"] == 1
+    assert moves["recent"][0]["id"] == str(move.id) and moves["recent"][0]["to_tier"] == "A"
