@@ -296,7 +296,7 @@ GATEWAY_BODY_MIN_BYTES_PER_SECOND = env.float("GATEWAY_BODY_MIN_BYTES_PER_SECOND
 # not yet answering, or, while the event loop runs later than GATEWAY_MAX_LOOP_LAG_SECONDS, the lagging bound.
 GATEWAY_MAX_IN_FLIGHT = env.int("GATEWAY_MAX_IN_FLIGHT", default=4096)
 GATEWAY_MAX_LOOP_LAG_SECONDS = env.float("GATEWAY_MAX_LOOP_LAG_SECONDS", default=0.1)
-GATEWAY_MAX_IN_FLIGHT_LAGGING = env.int("GATEWAY_MAX_IN_FLIGHT_LAGGING", default=256)
+GATEWAY_MAX_IN_FLIGHT_LAGGING = env.int("GATEWAY_MAX_IN_FLIGHT_LAGGING", default=1024)
 # Cold path: answer a cold tenant from its context blob while its pod warms (docs/decisions.md, "Cold start").
 GATEWAY_COLD_PATH_ENABLED = env.bool("GATEWAY_COLD_PATH_ENABLED", default=True)
 GATEWAY_BLOB_CACHE_BYTES = env.int("GATEWAY_BLOB_CACHE_BYTES", default=64 * 1024 * 1024)
