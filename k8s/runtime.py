@@ -8,6 +8,7 @@ supplies), data directories to temporary ones, the listening address to a free l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -213,11 +214,10 @@ def run_local(command: list[str], env: dict[str, str], port: int, timeout: float
         yield
     finally:
         proc.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.kill()  # only if it is still running: Popen knows it has exited
+        proc.wait()
 
 
 def check_monitor_targets(objs: list[Obj]) -> list[str]:
