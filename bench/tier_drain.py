@@ -22,8 +22,8 @@ import uuid
 from pathlib import Path
 
 from bench.procs import free_port, stop, wait_http
+from tiernode.loadtime import TOKEN  # the node's internal API calls (loadtime's _call) carry it
 
-TOKEN = "bench-drain-service-token-0000"
 
 
 def main() -> int:
