@@ -25,7 +25,6 @@ from bench.procs import free_port, stop, wait_http
 from tiernode.loadtime import TOKEN  # the node's internal API calls (loadtime's _call) carry it
 
 
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tier", default="C")
