@@ -120,6 +120,9 @@ def stale_allowances(objs: list[Obj]) -> list[str]:
         if key.split(":", 1)[1] not in every_read:
             problems.append(f"{Path(ALLOWED_FILE).name}: unset {key} is read by no code")
     for key in allowed().unread:
-        if key.split(":", 1)[1] not in every_set:
+        name = key.split(":", 1)[1]
+        if name not in every_set:
             problems.append(f"{Path(ALLOWED_FILE).name}: unread {key} is set by no manifest")
+        if any(_matches(name, read) for read in every_read):
+            problems.append(f"{Path(ALLOWED_FILE).name}: unread {key} is read by the code now")
     return problems
