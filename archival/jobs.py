@@ -23,6 +23,7 @@ from django.utils import timezone
 from archival import objectstore, rocks, sealed, tarball
 from archival.models import ArchivalJob, JobStatus, JobType
 from archival.selectors import active_job
+from moves.selectors import active_move
 from tenants.audit import Actor, audit_write
 from tenants.errors import Conflict, NotFound, PlatformError
 from tenants.models import Tenant, TenantState
@@ -101,6 +102,7 @@ def create_job(
     actor: Actor,
     enqueue: bool,
     check: Callable[[TenantState], None] | None = None,
+    manifest: dict[str, Any] | None = None,
 ) -> ArchivalJob:
     """One job row per run, under the tenant's row lock; Conflict when another job is active or the state is wrong."""
     with transaction.atomic():
@@ -115,6 +117,12 @@ def create_job(
                 f"tenant {tenant.id} already has an active {running.job_type} job {running.id} "
                 f"({running.status}); wait for it to finish"
             )
+        moving = active_move(tenant.id)
+        if moving is not None:
+            raise Conflict(
+                f"tenant {tenant.id} is moving to tier {moving.to_tier} (move {moving.id}); "
+                f"{job_type} it once the move has finished"
+            )
         if state.state not in allowed:
             verb = "archived" if job_type == JobType.ARCHIVE else "restored"
             only = "/".join(sorted(allowed))
@@ -124,7 +132,7 @@ def create_job(
         try:
             with transaction.atomic():
                 job = ArchivalJob.objects.create(
-                    tenant=tenant, job_type=job_type, status=JobStatus.PENDING, manifest={}
+                    tenant=tenant, job_type=job_type, status=JobStatus.PENDING, manifest=dict(manifest or {})
                 )
         except IntegrityError as exc:
             raise Conflict(f"tenant {tenant.id} already has an active archival job") from exc
@@ -134,7 +142,7 @@ def create_job(
             tenant=tenant,
             resource_type="archival_job",
             resource_id=job.id,
-            metadata={"state": state.state},
+            metadata={"state": state.state, **(manifest or {})},
         )
         if enqueue:
             enqueue_job(job_type, job.id)

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from django.conf import settings
 
-from archival import rocks, sealed, tarball
+from archival import rocks, sealed, stages, tarball, untar
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Packed:
 class Unpacked:
     opened: sealed.OpenStats
     files: int
-    digest: rocks.RocksDigest
+    digest: rocks.RocksDigest | None  # only with the full check
 
 
 class _Background:
@@ -108,17 +108,36 @@ def unpack(
     *,
     tenant_id: uuid.UUID,
     key_for: Callable[[str], bytes],
+    full_check: bool = False,
+    sha256: bool = False,
 ) -> Unpacked:
-    def produce(out: BinaryIO) -> sealed.OpenStats:
-        with open_source() as src:
-            return sealed.open_stream(src=src, dst=out, tenant_id=tenant_id, kind=sealed.KIND_ARCHIVE, key_for=key_for)
+    """Four overlapped stages joined by bounded buffers: download (a prefetch thread), authenticate + decrypt +
+    decompress (a thread), safe untar (here), fsync of each finished file (a thread). Then RocksDB must open the
+    result; ``full_check`` also reads every key and value back for the digest (``Unpacked.digest``, else None).
+    """
+    syncer = stages.Syncer()
 
-    opened, files = tarball.piped(produce, lambda src: tarball.safe_extract(src, staged, fsync=False))
-    # Write the extracted files back to disk while the digest reads them (fsync releases the GIL); both must finish
-    # before the caller may rename the directory into place.
-    syncing = _Background(tarball.fsync_all, staged)
+    def produce(out: BinaryIO) -> sealed.OpenStats:
+        with open_source() as raw, stages.Prefetch(raw) as src:
+            return sealed.open_stream(
+                src=src,  # type: ignore[arg-type]  # read() is all it uses
+                dst=out,
+                tenant_id=tenant_id,
+                kind=sealed.KIND_ARCHIVE,
+                key_for=key_for,
+                sha256=sha256,
+            )
+
     try:
-        digest = rocks.digest(staged)
-    finally:
-        syncing.result()
-    return Unpacked(opened, files, digest)
+        opened, files = tarball.piped(
+            produce, lambda src: untar.safe_extract(src, staged, fsync=False, written=syncer.put)
+        )
+    except BaseException:
+        syncer.finish(quiet=True)  # the first error is the story; every queued descriptor is still closed
+        raise
+    syncer.finish()
+    tarball.fsync_tree(staged)
+    if full_check:
+        return Unpacked(opened, files, rocks.digest(staged))
+    rocks.check_opens(staged)
+    return Unpacked(opened, files, None)

@@ -98,6 +98,33 @@ def digest(path: Path) -> RocksDigest:
     return RocksDigest(total, top.hexdigest())
 
 
+def check_opens(path: Path) -> None:
+    """RocksDB opens ``path`` read-only (its CURRENT, MANIFEST and every column family) and reads the first entry
+    of each; an empty directory is an empty tenant. The cheap check of a restore whose bytes the seal proved."""
+    if not path.exists() or not any(path.iterdir()):
+        return
+    if not is_rocksdb(path):
+        raise RocksError(f"{path} is not a RocksDB directory (no CURRENT file)")
+    try:
+        cfs = sorted(Rdict.list_cf(str(path)))
+        db = Rdict(str(path), access_type=AccessType.read_only())
+    except Exception as exc:
+        raise RocksError(f"cannot open RocksDB at {path}: {exc}") from exc
+    try:
+        for name in cfs:
+            handle = db if name == "default" else db.get_column_family(name)
+            it = handle.iter()
+            it.seek_to_first()
+            if it.valid():
+                it.key()
+            del it, handle
+    except Exception as exc:
+        raise RocksError(f"reading RocksDB at {path} failed: {exc}") from exc
+    finally:
+        db.close()
+        del db
+
+
 def _digest_cf(handle: Rdict) -> tuple[int, bytes, bytes]:
     """Iterate here (rocksdict holds the GIL) while a helper thread hashes the previous batch (hashlib releases it)."""
     read_opts = ReadOptions()

@@ -56,6 +56,7 @@ class ManagerState:
         self._background: set[asyncio.Task[Any]] = set()
         self._disk = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tenant-disk")
         metrics.bind_counts(lambda: self.hot_count, lambda: self.warm_count, self.max_hot)
+        metrics.bind_tenants(lambda: self.hot.values())
 
     # -- counts ------------------------------------------------------------------------------------------------
 
