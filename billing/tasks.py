@@ -13,12 +13,13 @@ def process_event(event_id: str, manual: bool = False) -> str:
     return processing.event_process(event_id=event_id, manual=manual)
 
 
-@shared_task(name="billing.follow_tier", bind=True, acks_late=True, max_retries=60)
+@shared_task(name="billing.follow_tier", bind=True, acks_late=True, max_retries=40)
 def follow_tier(self: Task, tenant_id: str) -> str:
-    """Ask again for the tier the tenant's subscriptions want, once the move that was running has finished."""
+    """Ask again for the tier the tenant's subscriptions want, once the move that was running has finished: backoff
+    from STRIPE_TIER_FOLLOW_SECONDS doubling to 10 minutes, about six hours in all (then stripe_sync_subscriptions)."""
     if subscriptions.tier_follow(tenant_id=tenant_id):
         return "asked"
-    raise self.retry(countdown=settings.STRIPE_TIER_FOLLOW_SECONDS)
+    raise self.retry(countdown=min(settings.STRIPE_TIER_FOLLOW_SECONDS * 2**self.request.retries, 600))
 
 
 @shared_task(name="billing.retry_events", acks_late=True)
