@@ -6,6 +6,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing import dunning, processing, subscriptions
+from billing import reconcile as reconcile_service
 
 
 @shared_task(name="billing.process_event", acks_late=True, reject_on_worker_lost=True)
@@ -26,6 +27,15 @@ def follow_tier(self: Task, tenant_id: str) -> str:
 def retry_events() -> int:
     """Beat: failed events whose backoff has passed and received events nobody processed are sent again."""
     return len(processing.retry_due())
+
+
+@shared_task(name="billing.reconcile", acks_late=True)
+def reconcile() -> str:
+    """Beat, hourly: what stripe_reconcile does from where the last run ended (nothing without STRIPE_SECRET_KEY)."""
+    if not settings.STRIPE_SECRET_KEY:
+        return "skipped: STRIPE_SECRET_KEY is not set"
+    result = reconcile_service.reconcile()
+    return f"listed {result.listed}, fed {len(result.fed)}"
 
 
 @shared_task(name="billing.apply_dunning", acks_late=True)
