@@ -6,6 +6,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,  # failed and stuck events whose backoff has passed
         "options": {"expires": 50},
     },
+    "billing-reconcile": {
+        "task": "billing.reconcile",
+        "schedule": 3600.0,  # each run starts where the last ended: a gap is caught within the hour
+        "options": {"expires": 3000},
+    },
     "billing-apply-dunning": {
         "task": "billing.apply_dunning",
         "schedule": 300.0,

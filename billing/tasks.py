@@ -6,6 +6,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing import dunning, processing, subscriptions
+from billing import reconcile as reconcile_service
 
 
 @shared_task(name="billing.process_event", acks_late=True, reject_on_worker_lost=True)
@@ -13,18 +14,28 @@ def process_event(event_id: str, manual: bool = False) -> str:
     return processing.event_process(event_id=event_id, manual=manual)
 
 
-@shared_task(name="billing.follow_tier", bind=True, acks_late=True, max_retries=60)
+@shared_task(name="billing.follow_tier", bind=True, acks_late=True, max_retries=40)
 def follow_tier(self: Task, tenant_id: str) -> str:
-    """Ask again for the tier the tenant's subscriptions want, once the move that was running has finished."""
+    """Ask again for the tier the tenant's subscriptions want, once the move that was running has finished: backoff
+    from STRIPE_TIER_FOLLOW_SECONDS doubling to 10 minutes, about six hours in all (then stripe_sync_subscriptions)."""
     if subscriptions.tier_follow(tenant_id=tenant_id):
         return "asked"
-    raise self.retry(countdown=settings.STRIPE_TIER_FOLLOW_SECONDS)
+    raise self.retry(countdown=min(settings.STRIPE_TIER_FOLLOW_SECONDS * 2**self.request.retries, 600))
 
 
 @shared_task(name="billing.retry_events", acks_late=True)
 def retry_events() -> int:
     """Beat: failed events whose backoff has passed and received events nobody processed are sent again."""
     return len(processing.retry_due())
+
+
+@shared_task(name="billing.reconcile", acks_late=True)
+def reconcile() -> str:
+    """Beat, hourly: what stripe_reconcile does from where the last run ended (nothing without STRIPE_SECRET_KEY)."""
+    if not settings.STRIPE_SECRET_KEY:
+        return "skipped: STRIPE_SECRET_KEY is not set"
+    result = reconcile_service.reconcile()
+    return f"listed {result.listed}, fed {len(result.fed)}"
 
 
 @shared_task(name="billing.apply_dunning", acks_late=True)

@@ -120,3 +120,15 @@ def test_sync_exits_non_zero_when_a_row_cannot_be_repaired(client: Client, strip
     stripe_api.subscriptions = [c.subscription("updated", price="price_unknown")["data"]["object"]]
     with pytest.raises(CommandError, match="1 subscriptions could not be repaired"):
         run("stripe_sync_subscriptions")
+
+
+def test_the_hourly_task_reconciles_or_skips_without_a_key(stripe_api: FakeStripe, settings: Any) -> None:
+    from billing.tasks import reconcile
+
+    c = Customer(start=int(time.time()) - 120)  # inside the next run's 10-minute overlap
+    stripe_api.events = [c.checkout()]
+    assert reconcile() == "listed 1, fed 1"
+    assert Tenant.objects.filter(email=c.email).exists()
+    assert reconcile() == "listed 1, fed 0"  # the window overlaps the last run's end by 10 minutes
+    settings.STRIPE_SECRET_KEY = ""
+    assert reconcile().startswith("skipped")
