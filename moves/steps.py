@@ -222,11 +222,12 @@ def warm(move: Move) -> None:
 
 def _warm_on(move: Move, pod: pods.Pod) -> dict:
     """Warm the tenant on the pod at the new generation. With one data root, the pod cannot open the RocksDB while
-    the old pod holds it (a late request loaded it again there): the old pod lets go again, and the warm is retried."""
+    the old pod holds it (a late request loaded it again there): then the old pod lets go again and the warm is
+    retried."""
     assert move.new_generation is not None
     for attempt in range(WARM_ATTEMPTS):
-        if not data.roots_differ(move.from_tier, move.to_tier):
-            release_old_pod(move)
+        if attempt and not data.roots_differ(move.from_tier, move.to_tier):
+            release_old_pod(move)  # only after a refusal: evicting a tenant a pod does not hold still writes a blob
         try:
             answer = pods.call(
                 pod.internal, "warm", move.tenant_id, move.new_generation, settings.MOVE_WARM_TIMEOUT_SECONDS
