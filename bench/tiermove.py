@@ -61,6 +61,7 @@ def setup_django(stack: Stack) -> None:
         TENANT_DATA_ROOT=str(stack.data_root),
         OBJECT_STORE_ROOT=str(stack.root / "objects"),
         CELERY_TASK_ALWAYS_EAGER="true",
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",  # stdout ends with the JSON line only
         DJANGO_SETTINGS_MODULE="percolate_platform.settings",
         **{f"GATEWAY_PODS_{tier}": pods[0] for tier, pods in stack.pods().items()},
     )
