@@ -100,3 +100,11 @@ def admin_client_root(superuser: User) -> Client:
     client = Client(REMOTE_ADDR="198.51.100.20")
     client.force_login(superuser)
     return client
+
+
+@pytest.fixture
+def browser(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Headless Chromium (Debian's) driven through chromedriver; see percolate_platform/tests/browser.py."""
+    from percolate_platform.tests.browser import chromium
+
+    yield from chromium(tmp_path, monkeypatch)

@@ -171,6 +171,7 @@ def upload(job: ArchivalJob) -> None:
         bytes_in=packed.stats.bytes_in,
         bytes_out=packed.stats.bytes_out,
         sha256=packed.stats.sha256,
+        seal_id=packed.stats.seal_id,
         tar_entries=packed.tar_entries,
         entry_count=packed.digest.entry_count,
         rocks_digest=packed.digest.digest,

@@ -19,9 +19,15 @@ class JobCommand(PlatformCommand):
         parser.add_argument("tenant", metavar="TENANT_ID_OR_EMAIL")
         parser.add_argument("--wait", action="store_true", help="run in this process instead of enqueueing")
 
+    def request_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Extra keyword arguments for the request (a subclass's own options)."""
+        return {}
+
     def handle(self, *args: Any, **options: Any) -> None:
         tenant_id = resolve_tenant_id(options["tenant"])
-        job = type(self).request(tenant_id=tenant_id, actor=cli_actor(), enqueue=not options["wait"])
+        job = type(self).request(
+            tenant_id=tenant_id, actor=cli_actor(), enqueue=not options["wait"], **self.request_options(options)
+        )
         if options["wait"]:
             job = type(self).run(job_id=job.id)
         self.stdout.write(f"{self.verb} job {job.id}: {job.status}")

@@ -4,6 +4,7 @@ failure and completion (each with its audit row), scratch space and the crash-in
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -102,6 +103,7 @@ def create_job(
     actor: Actor,
     enqueue: bool,
     check: Callable[[TenantState], None] | None = None,
+    manifest: dict[str, Any] | None = None,
 ) -> ArchivalJob:
     """One job row per run, under the tenant's row lock; Conflict when another job is active or the state is wrong."""
     with transaction.atomic():
@@ -131,7 +133,7 @@ def create_job(
         try:
             with transaction.atomic():
                 job = ArchivalJob.objects.create(
-                    tenant=tenant, job_type=job_type, status=JobStatus.PENDING, manifest={}
+                    tenant=tenant, job_type=job_type, status=JobStatus.PENDING, manifest=dict(manifest or {})
                 )
         except IntegrityError as exc:
             raise Conflict(f"tenant {tenant.id} already has an active archival job") from exc
@@ -141,7 +143,7 @@ def create_job(
             tenant=tenant,
             resource_type="archival_job",
             resource_id=job.id,
-            metadata={"state": state.state},
+            metadata={"state": state.state, **(manifest or {})},
         )
         if enqueue:
             enqueue_job(job_type, job.id)
@@ -236,6 +238,8 @@ def classify(exc: Exception) -> Exception:
         return TransientArchivalError(f"object store ({objectstore.describe()}): {exc}")
     if isinstance(exc, sealed.SealedError | tarball.TarError | rocks.RocksError):
         return ArchivalError(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ArchivalError(f"no space left on the tenant data volume ({settings.TENANT_DATA_ROOT}): {exc}")
     return exc
 
 

@@ -1,14 +1,13 @@
 """The byte pipelines of archive and restore, shared by the services and ``bench.archive``.
 
 pack:   RocksDB checkpoint directory -> tar -> zstd -> seal -> ``consume(reader)`` (the upload), with the RocksDB
-        digest of the same directory computed alongside.
-unpack: ``open_source()`` -> authenticate/decrypt -> zstd -> safe untar into an empty directory, then the digest of
-        the restored RocksDB.
+        digest of the same directory computed alongside in a child process.
+unpack: ``open_source()`` -> authenticate/decrypt -> zstd -> safe untar into an empty directory, files fsynced as
+        they land, then RocksDB must open the result (or, for the full check, the digest of every key and value).
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -18,7 +17,7 @@ from typing import Any, BinaryIO
 
 from django.conf import settings
 
-from archival import rocks, sealed, tarball
+from archival import rocks, sealed, stages, tarball, untar
 
 
 @dataclass(frozen=True)
@@ -33,32 +32,7 @@ class Packed:
 class Unpacked:
     opened: sealed.OpenStats
     files: int
-    digest: rocks.RocksDigest
-
-
-class _Background:
-    """Run ``fn(*args)`` in a thread; ``result()`` joins it and returns its value or raises its error."""
-
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._out: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                self._out["value"] = fn(*args)
-            except BaseException as exc:
-                self._out["error"] = exc
-
-        self._thread = threading.Thread(target=run, name="archival-digest", daemon=True)
-        self._thread.start()
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def result(self) -> Any:
-        self._thread.join()
-        if "error" in self._out:
-            raise self._out["error"]
-        return self._out["value"]
+    digest: rocks.RocksDigest | None  # only with the full check
 
 
 # zstd's own worker threads (-1: one per core): compression then runs beside tar, AES and the digest instead of in
@@ -82,7 +56,7 @@ def pack(
     threads: int | None = None,
 ) -> Packed:
     zthreads = zstd_threads() if threads is None else threads
-    digesting = _Background(rocks.digest, source)  # concurrently: it iterates under the GIL, tar+seal mostly not
+    digesting = rocks.DigestProcess(source)
 
     def produce(out: BinaryIO) -> tuple[sealed.SealStats, int]:
         writer = sealed.SealWriter(
@@ -96,7 +70,7 @@ def pack(
     try:
         (stats, entries), consumed = tarball.piped(produce, consume)
     except BaseException:
-        digesting.join()
+        digesting.cancel()
         raise
     digest = digesting.result()
     return Packed(stats, entries, digest, consumed)
@@ -108,17 +82,36 @@ def unpack(
     *,
     tenant_id: uuid.UUID,
     key_for: Callable[[str], bytes],
+    full_check: bool = False,
+    sha256: bool = False,
 ) -> Unpacked:
-    def produce(out: BinaryIO) -> sealed.OpenStats:
-        with open_source() as src:
-            return sealed.open_stream(src=src, dst=out, tenant_id=tenant_id, kind=sealed.KIND_ARCHIVE, key_for=key_for)
+    """Four overlapped stages joined by bounded buffers: download (a prefetch thread), authenticate + decrypt +
+    decompress (a thread), safe untar (here), fsync of each finished file (a thread). Then RocksDB must open the
+    result; ``full_check`` also reads every key and value back for the digest (``Unpacked.digest``, else None).
+    """
+    syncer = stages.Syncer()
 
-    opened, files = tarball.piped(produce, lambda src: tarball.safe_extract(src, staged, fsync=False))
-    # Write the extracted files back to disk while the digest reads them (fsync releases the GIL); both must finish
-    # before the caller may rename the directory into place.
-    syncing = _Background(tarball.fsync_all, staged)
+    def produce(out: BinaryIO) -> sealed.OpenStats:
+        with open_source() as raw, stages.Prefetch(raw) as src:
+            return sealed.open_stream(
+                src=src,  # type: ignore[arg-type]  # read() is all it uses
+                dst=out,
+                tenant_id=tenant_id,
+                kind=sealed.KIND_ARCHIVE,
+                key_for=key_for,
+                sha256=sha256,
+            )
+
     try:
-        digest = rocks.digest(staged)
-    finally:
-        syncing.result()
-    return Unpacked(opened, files, digest)
+        opened, files = tarball.piped(
+            produce, lambda src: untar.safe_extract(src, staged, fsync=False, written=syncer.put), in_process=True
+        )
+    except BaseException:
+        syncer.finish(quiet=True)  # the first error is the story; every queued descriptor is still closed
+        raise
+    syncer.finish()
+    tarball.fsync_tree(staged)
+    if full_check:
+        return Unpacked(opened, files, rocks.digest(staged))
+    rocks.check_opens(staged)
+    return Unpacked(opened, files, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -36,7 +37,17 @@ from tenants.keys import tenant_data_key
 from tenants.models import State, TenantState
 from tenants.services import tenant_state_transition
 
-_FROM_SOURCE = ("object_key", "bucket", "sha256", "bytes_out", "bytes_in", "key_id", "entry_count", "rocks_digest")
+_FROM_SOURCE = (
+    "object_key",
+    "bucket",
+    "sha256",
+    "seal_id",
+    "bytes_out",
+    "bytes_in",
+    "key_id",
+    "entry_count",
+    "rocks_digest",
+)
 
 
 def body(job: ArchivalJob) -> None:
@@ -96,29 +107,72 @@ def place(job: ArchivalJob) -> None:
         raise ArchivalError(f"tenant directory {target} already exists; refusing to overwrite it")
     scratch = scratch_dir(job.id)
     rmtree(scratch)
+    try:
+        staged = _unpack(job, scratch)
+        _place(job, staged, target)
+    except Exception:
+        rmtree(scratch)  # no decrypted byte outlives a failed attempt, whatever failed
+        raise
+    step("after_place", job)
+
+
+def _unpack(job: ArchivalJob, scratch: Path) -> Path:
+    """Download, open and untar into scratch; proven by the seal (and RocksDB opening it), or in full (``verify``)."""
+    m = job.manifest
     scratch.mkdir(parents=True)
     staged = scratch / "db"
     staged.mkdir()
-    key_id, key = tenant_data_key(tenant_id=job.tenant_id, key_id=m["key_id"])
+    got = pipeline.unpack(
+        lambda: objectstore.open_reader(m["object_key"]),
+        staged,
+        tenant_id=job.tenant_id,
+        key_for=_key_for(job),
+        full_check=bool(m.get("verify")),
+        sha256=bool(m.get("verify")) or not m.get("seal_id"),
+    )
+    check_identity(m, got.opened)
+    if got.digest is not None:
+        check_digest(m, got.digest)
+    m["restored_files"] = got.files
+    return staged
+
+
+def _key_for(job: ArchivalJob) -> Callable[[str], bytes]:
+    key_id, key = tenant_data_key(tenant_id=job.tenant_id, key_id=job.manifest["key_id"])
 
     def key_for(wanted: str) -> bytes:
         if wanted != key_id:
             raise sealed.SealedError(f"object names key id {wanted}, manifest says {key_id}")
         return key
 
-    got = pipeline.unpack(
-        lambda: objectstore.open_reader(m["object_key"]), staged, tenant_id=job.tenant_id, key_for=key_for
+    return key_for
+
+
+def check_identity(m: dict, opened: sealed.OpenStats) -> None:
+    """The object that opened is the one the manifest names: its size, and its seal id (authenticated by the seal,
+    so free) or, for archives recorded before seal ids, its SHA-256."""
+    seal_id = opened.header.nonce_prefix.hex()
+    same = opened.bytes_in == m["bytes_out"] and (
+        seal_id == m["seal_id"] if m.get("seal_id") else opened.sha256 == m["sha256"]
     )
-    if got.opened.bytes_in != m["bytes_out"] or got.opened.sha256 != m["sha256"]:
+    if not same:
         raise ArchivalError(
-            f"object {m['object_key']} does not match the manifest: {got.opened.bytes_in} bytes, "
-            f"sha256 {got.opened.sha256}; expected {m['bytes_out']} bytes, sha256 {m['sha256']}"
+            f"object {m['object_key']} is not the archive its manifest names: {opened.bytes_in} bytes, seal "
+            f"{seal_id}, sha256 {opened.sha256 or '-'}; expected {m['bytes_out']} bytes, seal "
+            f"{m.get('seal_id') or '-'}, sha256 {m['sha256']}"
         )
-    if got.digest != expected:
+
+
+def check_digest(m: dict, got: rocks.RocksDigest) -> None:
+    if got != rocks.RocksDigest(m["entry_count"], m["rocks_digest"]):
         raise ArchivalError(
-            f"restored RocksDB does not match the manifest: {got.digest.entry_count} entries, digest "
-            f"{got.digest.digest}; expected {expected.entry_count}, {expected.digest}"
+            f"archive {m['object_key']}: restored RocksDB does not match the manifest: {got.entry_count} entries, "
+            f"digest {got.digest}; expected {m['entry_count']}, {m['rocks_digest']}"
         )
+
+
+def _place(job: ArchivalJob, staged: Path, target: Path) -> None:
+    m = job.manifest
     step("before_place", job)
     with transaction.atomic():
         st = TenantState.objects.select_for_update().get(tenant_id=job.tenant_id)
@@ -132,9 +186,8 @@ def place(job: ArchivalJob) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(staged, target)
         fsync_dir(target.parent)
-        m.update(stage="placed", restored_files=got.files)
+        m.update(stage="placed")
         save(job)
-    step("after_place", job)
 
 
 def finish(job: ArchivalJob) -> None:
@@ -150,9 +203,11 @@ def finish(job: ArchivalJob) -> None:
 
 def on_fail(job: ArchivalJob, exc: Exception) -> None:
     m = job.manifest
-    if m.get("stage") in ("placed", "done") or isinstance(exc, TransientArchivalError):
+    if m.get("stage") in ("placed", "done"):
         return
-    rmtree(scratch_dir(job.id))
+    rmtree(scratch_dir(job.id))  # a retry starts from the object again: scratch holds nothing it needs
+    if isinstance(exc, TransientArchivalError):
+        return  # keep the lease: the retry restores under it
     gen = m.get("lease_generation")
     if gen is not None:
         with contextlib.suppress(PlatformError), transaction.atomic():
@@ -164,11 +219,11 @@ def on_fail(job: ArchivalJob, exc: Exception) -> None:
 
 
 def drill(job: ArchivalJob, scratch_root: Path | None = None) -> rocks.RocksDigest:
-    """Open the archive into a scratch directory and compare digests; live data is never touched."""
+    """Open the archive into a scratch directory and check everything: the object's SHA-256 and the digest of every
+    key and value against the manifest; live data is never touched."""
     m = job.manifest or {}
     base = scratch_root or Path(settings.TENANT_DATA_ROOT) / SCRATCH_DIR
     base.mkdir(parents=True, exist_ok=True)
-    key_id, key = tenant_data_key(tenant_id=job.tenant_id, key_id=m["key_id"])
     with tempfile.TemporaryDirectory(dir=base, prefix="drill-") as tmp:
         staged = Path(tmp) / "db"
         staged.mkdir()
@@ -177,15 +232,14 @@ def drill(job: ArchivalJob, scratch_root: Path | None = None) -> rocks.RocksDige
                 lambda: objectstore.open_reader(m["object_key"]),
                 staged,
                 tenant_id=job.tenant_id,
-                key_for=lambda wanted: key if wanted == key_id else b"",
+                key_for=_key_for(job),
+                full_check=True,
+                sha256=True,
             )
         except Exception as exc:
             raise classify(exc) from exc
         if got.opened.sha256 != m["sha256"] or got.opened.bytes_in != m["bytes_out"]:
             raise ArchivalError(f"archive {m['object_key']}: stored object does not match the manifest digest")
-        if got.digest != rocks.RocksDigest(m["entry_count"], m["rocks_digest"]):
-            raise ArchivalError(
-                f"archive {m['object_key']}: restored data does not match the manifest "
-                f"({got.digest.entry_count} entries vs {m['entry_count']})"
-            )
+        assert got.digest is not None
+        check_digest(m, got.digest)
         return got.digest

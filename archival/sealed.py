@@ -81,6 +81,7 @@ class SealStats:
     bytes_in: int
     bytes_out: int
     sha256: str
+    seal_id: str = ""  # the header's random nonce prefix (hex): names this object, and the seal authenticates it
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class OpenStats:
     header: Header
     bytes_in: int  # sealed bytes read
     bytes_out: int  # plaintext written
-    sha256: str  # of the sealed bytes read
+    sha256: str  # of the sealed bytes read ("" when not asked for: the chunks' tags already prove them)
 
 
 def _derive(key: bytes, header: Header, header_bytes: bytes) -> tuple[AESGCM, bytes]:
@@ -126,7 +127,8 @@ class _HashingWriter:
 class SealWriter(io.RawIOBase):
     """A writable file: whatever is written is compressed, encrypted in chunks and written to ``dst``.
 
-    Call :meth:`close` (or use it as a context manager) to write the last chunk; :attr:`stats` is then set.
+    Call :meth:`close` (or use it as a context manager) to write the last chunk; :attr:`stats` is then set. A
+    ``with`` block left by an exception aborts instead (:meth:`abort`): no last chunk is ever written after a failure.
     """
 
     def __init__(
@@ -189,14 +191,29 @@ class SealWriter(io.RawIOBase):
             self._seal(self._pending[: self._chunk_size], last=False)
             del self._pending[: self._chunk_size]
 
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def abort(self) -> None:
+        """Stop without the last chunk: what was written so far can never open as a complete object."""
+        self._aborted = True
+        super().close()
+
     def close(self) -> None:
         if self.closed:
             return
+        if getattr(self, "_aborted", False):
+            raise SealedError("the writer was aborted")
         try:
             self._zw.close()  # flushes the frame end (and its checksum) into _take_compressed
             self._seal(bytes(self._pending) + TRAILER.pack(self.bytes_in), last=True)
             self._pending = bytearray()
-            self.stats = SealStats(self.bytes_in, self._out.count, self._out.hash.hexdigest())
+            self.stats = SealStats(
+                self.bytes_in, self._out.count, self._out.hash.hexdigest(), self.header.nonce_prefix.hex()
+            )
         finally:
             super().close()
 
@@ -228,14 +245,15 @@ def _read_exact(src: BinaryIO, n: int) -> bytes:
 
 
 class _HashingReader:
-    def __init__(self, src: BinaryIO) -> None:
+    def __init__(self, src: BinaryIO, *, hashing: bool = True) -> None:
         self.src = src
         self.count = 0
-        self.hash = hashlib.sha256()
+        self.hash = hashlib.sha256() if hashing else None
 
     def read(self, n: int) -> bytes:
         data = _read_exact(self.src, n)
-        self.hash.update(data)
+        if self.hash is not None:
+            self.hash.update(data)
         self.count += len(data)
         return data
 
@@ -280,14 +298,23 @@ class _DecompressSink:
 
 
 def open_stream(
-    *, src: BinaryIO, dst: BinaryIO, tenant_id: uuid.UUID, kind: int, key_for: Callable[[str], bytes]
+    *,
+    src: BinaryIO,
+    dst: BinaryIO,
+    tenant_id: uuid.UUID,
+    kind: int,
+    key_for: Callable[[str], bytes],
+    sha256: bool = True,
 ) -> OpenStats:
     """Authenticate, decrypt and decompress ``src`` into ``dst``; raise SealedError on any mismatch.
+
+    ``sha256=False`` skips the whole-object SHA-256 (a second pass over every byte that the chunk tags make
+    redundant for opening: it only names the object, e.g. to compare with a manifest).
 
     Plaintext reaches ``dst`` chunk by chunk, each authenticated before it is written; a caller must still treat the
     output as untrusted until this function returns (a later chunk may fail), e.g. write it to a temporary place.
     """
-    reader = _HashingReader(src)
+    reader = _HashingReader(src, hashing=sha256)
     header, header_bytes = _parse_header(reader)
     if header.tenant_id != _as_uuid(tenant_id):
         raise SealedError(f"wrong tenant: object belongs to {header.tenant_id}, expected {tenant_id}")
@@ -310,7 +337,7 @@ def open_stream(
     header_digest = hashlib.sha256(header_bytes).digest()
     sink = _DecompressSink(dst)
     dctx = zstandard.ZstdDecompressor()
-    zw = dctx.stream_writer(sink, write_size=1 << 17, closefd=False)  # type: ignore[arg-type]  # any object with write() will do
+    zw = dctx.stream_writer(sink, write_size=1 << 20, closefd=False)  # type: ignore[arg-type]  # any object with write() will do
     index = 0
     while True:
         raw_len = reader.read(_LEN.size)
@@ -357,7 +384,7 @@ def open_stream(
         raise SealedError(f"truncated payload: {sink.count} bytes decompressed, {expected_out} sealed")
     if src.read(1):
         raise SealedError("trailing data after the last chunk")
-    return OpenStats(header, reader.count, sink.count, reader.hash.hexdigest())
+    return OpenStats(header, reader.count, sink.count, reader.hash.hexdigest() if reader.hash else "")
 
 
 def seal_stream(

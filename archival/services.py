@@ -81,8 +81,14 @@ def archive_request(*, tenant_id: uuid.UUID | str, actor: Actor, enqueue: bool =
     )
 
 
-def restore_request(*, tenant_id: uuid.UUID | str, actor: Actor, enqueue: bool = True) -> ArchivalJob:
-    """Create the restore job for an archived tenant and enqueue it."""
+def restore_request(
+    *, tenant_id: uuid.UUID | str, actor: Actor, enqueue: bool = True, verify: bool = False
+) -> ArchivalJob:
+    """Create the restore job for an archived tenant and enqueue it.
+
+    The restore is proven by the seal (every chunk authenticated and bound to the tenant, the object's seal id
+    matching the manifest) and by RocksDB opening the result; ``verify`` also reads every key and value back and
+    compares the digest recorded when the archive was made (what the drills do), at about twice the time."""
     if latest_archive(tenant_id) is None and Tenant.objects.filter(pk=tenant_id).exists():
         raise Conflict(f"tenant {tenant_id} has no completed archive to restore")
     return create_job(
@@ -91,6 +97,7 @@ def restore_request(*, tenant_id: uuid.UUID | str, actor: Actor, enqueue: bool =
         allowed={State.ARCHIVED, State.RESTORING},
         actor=actor,
         enqueue=enqueue,
+        manifest={"verify": True} if verify else None,
     )
 
 

@@ -1,9 +1,7 @@
 """Tar streams in and out, and the pipe that joins a producer thread to a consumer.
 
 Writing: only regular files and directories of the source tree, with relative names, owner and group cleared.
-Extracting (the archive is untrusted until proven otherwise): into an existing empty directory, entry by entry,
-refusing absolute names, ``..``, links of any kind, devices, FIFOs and sparse files, and never following or
-overwriting anything (files are created with ``O_EXCL | O_NOFOLLOW``).
+Extracting is :mod:`archival.untar`.
 """
 
 from __future__ import annotations
@@ -15,13 +13,13 @@ import stat
 import tarfile
 import threading
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO
 
+from archival import stages
+
 COPY_CHUNK = 1 << 20
-TAR_BUFSIZE = 1 << 20
 PIPE_SIZE = 1 << 20
-MAX_ENTRIES = 1_000_000
 
 
 class TarError(Exception):
@@ -29,125 +27,54 @@ class TarError(Exception):
 
 
 def write_tar(src_dir: Path, dst: BinaryIO) -> int:
-    """Stream ``src_dir``'s tree as a tar to ``dst``; returns the number of entries written."""
-    count = 0
-    with tarfile.open(fileobj=dst, mode="w|", bufsize=TAR_BUFSIZE, format=tarfile.PAX_FORMAT) as tar:
-        for root, dirs, files in os.walk(src_dir):
-            dirs.sort()
-            rel_root = Path(root).relative_to(src_dir)
-            for name in [*dirs, *sorted(files)]:
-                path = Path(root) / name
-                arcname = (rel_root / name).as_posix()
-                st = os.lstat(path)
-                info = tarfile.TarInfo(arcname)
-                info.mtime = int(st.st_mtime)
-                info.mode = stat.S_IMODE(st.st_mode) & 0o755
-                if stat.S_ISDIR(st.st_mode):
-                    info.type = tarfile.DIRTYPE
-                    tar.addfile(info)
-                elif stat.S_ISREG(st.st_mode):
-                    info.size = st.st_size
-                    with open(path, "rb") as handle:
-                        tar.addfile(info, handle)
-                else:
-                    raise TarError(f"cannot archive {arcname}: not a regular file or directory")
-                count += 1
-    return count
+    """Stream ``src_dir``'s tree as a PAX tar to ``dst``; returns the number of entries written.
 
-
-def _check_member(member: tarfile.TarInfo) -> PurePosixPath:
-    name = member.name
-    kind = (
-        "symlink"
-        if member.issym()
-        else "hard link"
-        if member.islnk()
-        else "fifo"
-        if member.isfifo()
-        else "device"
-        if member.isdev()
-        else "sparse file"
-        if member.issparse()
-        else None
-    )
-    if kind:
-        raise TarError(f"refused entry {name!r}: {kind}s are not allowed in an archive")
-    if not (member.isreg() or member.isdir()):
-        raise TarError(f"refused entry {name!r}: unsupported type {member.type!r}")
-    if not name or "\x00" in name or "\\" in name:
-        raise TarError(f"refused entry {name!r}: invalid name")
-    path = PurePosixPath(name)
-    if path.is_absolute():
-        raise TarError(f"refused entry {name!r}: absolute path")
-    if ".." in path.parts:
-        raise TarError(f"refused entry {name!r}: path escapes the target ('..')")
-    parts = [p for p in path.parts if p != "."]
-    if not parts:
-        if member.isdir():
-            return PurePosixPath(".")
-        raise TarError(f"refused entry {name!r}: empty path")
-    return PurePosixPath(*parts)
-
-
-def safe_extract(src: BinaryIO, dst_dir: Path, *, max_entries: int = MAX_ENTRIES, fsync: bool = True) -> int:
-    """Extract the tar stream ``src`` into the existing, empty ``dst_dir``; returns the number of files.
-
-    Reads ``src`` to its end (so a producer writing into a pipe is never left blocked). With ``fsync=False`` nothing
-    is fsynced here: the caller must call :func:`fsync_all` on ``dst_dir`` before relying on it.
+    tarfile builds the headers; the file data goes from one reused buffer straight to ``dst`` (tarfile's stream
+    writer copies every block several times on the way).
     """
-    dst_dir = Path(dst_dir)
-    if any(dst_dir.iterdir()):
-        raise TarError(f"extraction target {dst_dir} is not empty")
-    root = dst_dir.resolve()
-    files = 0
-    entries = 0
-    try:
-        tar = tarfile.open(fileobj=src, mode="r|", bufsize=TAR_BUFSIZE)  # noqa: SIM115 - closed in finally
-    except tarfile.TarError as exc:
-        raise TarError(f"not a tar stream: {exc}") from exc
-    try:
-        for member in tar:
-            entries += 1
-            if entries > max_entries:
-                raise TarError(f"archive has more than {max_entries} entries")
-            rel = _check_member(member)
-            target = root / rel
-            parent = target.parent
-            parent.mkdir(parents=True, exist_ok=True)
-            # Nothing we create is a link, but make sure nothing on the way is one either.
-            if not parent.resolve().is_relative_to(root) or parent.is_symlink():
-                raise TarError(f"refused entry {member.name!r}: path escapes the target")
-            if member.isdir():
-                if target.is_symlink() or (target.exists() and not target.is_dir()):
-                    raise TarError(f"refused entry {member.name!r}: conflicts with an existing entry")
-                target.mkdir(mode=0o755, exist_ok=True)
-                continue
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "wb") as out:
-                reader = tar.extractfile(member)
-                assert reader is not None
-                remaining = member.size
-                while remaining:
-                    data = reader.read(min(COPY_CHUNK, remaining))
-                    if not data:
-                        raise TarError(f"truncated tar: {member.name!r} ends early")
-                    out.write(data)
-                    remaining -= len(data)
-                out.flush()
-                if fsync:
-                    os.fsync(out.fileno())
-            files += 1
-    except FileExistsError as exc:
-        raise TarError(f"refused entry: {exc.filename} appears twice in the archive") from exc
-    except tarfile.TarError as exc:
-        raise TarError(f"malformed tar: {exc}") from exc
-    finally:
-        tar.close()
-    while src.read(COPY_CHUNK):
-        pass
-    if fsync:
-        fsync_tree(dst_dir)
-    return files
+    count = 0
+    written = 0
+    buf = bytearray(COPY_CHUNK)
+    view = memoryview(buf)
+
+    def out(data: bytes | memoryview) -> None:
+        nonlocal written
+        dst.write(data)
+        written += len(data)
+
+    for root, dirs, files in os.walk(src_dir):
+        dirs.sort()
+        rel_root = Path(root).relative_to(src_dir)
+        for name in [*dirs, *sorted(files)]:
+            path = Path(root) / name
+            arcname = (rel_root / name).as_posix()
+            st = os.lstat(path)
+            info = tarfile.TarInfo(arcname)
+            info.mtime = int(st.st_mtime)
+            info.mode = stat.S_IMODE(st.st_mode) & 0o755
+            if stat.S_ISDIR(st.st_mode):
+                info.type = tarfile.DIRTYPE
+                out(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+            elif stat.S_ISREG(st.st_mode):
+                info.size = st.st_size
+                out(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+                with open(path, "rb", buffering=0) as handle:
+                    remaining = st.st_size
+                    while remaining:
+                        n = handle.readinto(view[: min(COPY_CHUNK, remaining)]) or 0
+                        if not n:
+                            raise TarError(f"cannot archive {arcname}: it shrank while being read")
+                        out(view[:n])
+                        remaining -= n
+                if st.st_size % tarfile.BLOCKSIZE:
+                    out(tarfile.NUL * (tarfile.BLOCKSIZE - st.st_size % tarfile.BLOCKSIZE))
+            else:
+                raise TarError(f"cannot archive {arcname}: not a regular file or directory")
+            count += 1
+    out(tarfile.NUL * (2 * tarfile.BLOCKSIZE))  # the end-of-archive marker, then padding to a whole record
+    if written % tarfile.RECORDSIZE:
+        out(tarfile.NUL * (tarfile.RECORDSIZE - written % tarfile.RECORDSIZE))
+    return count
 
 
 def fsync_tree(path: Path) -> None:
@@ -172,25 +99,77 @@ def fsync_all(path: Path) -> None:
     fsync_tree(path)
 
 
-def piped(producer: Callable[[BinaryIO], Any], consumer: Callable[[BinaryIO], Any]) -> tuple[Any, Any]:
-    """Run ``producer(writer)`` in a thread and ``consumer(reader)`` here, joined by a bounded OS pipe.
+class ProducerFailed(Exception):
+    """The consumer's side of :func:`piped` when the producer failed: the stream ended early, it is not an EOF."""
 
-    Memory stays bounded (the pipe holds ~1 MB); if either side fails the other is unblocked, and the first real
-    error is raised (a producer's BrokenPipe caused by a failed consumer is not the story).
+
+class _PipeReader:
+    """The consumer's end of the pipe: an end of stream after a failed producer raises instead of looking complete,
+    so a consumer never finishes (stores an object, accepts a tar) on a cut stream."""
+
+    def __init__(self, raw: BinaryIO, outcome: dict[str, Any]) -> None:
+        self._raw = raw
+        self._outcome = outcome
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if not data and n != 0 and "error" in self._outcome:
+            raise ProducerFailed(f"the stream was cut: {self._outcome['error']!r}")
+        return data
+
+    def readinto(self, buf: memoryview | bytearray) -> int:
+        n = self._raw.readinto(buf) or 0  # type: ignore[attr-defined]  # every end we wrap has it
+        if not n and len(buf) and "error" in self._outcome:
+            raise ProducerFailed(f"the stream was cut: {self._outcome['error']!r}")
+        return n
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def _caused_by_broken_pipe(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, BrokenPipeError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def piped(
+    producer: Callable[[BinaryIO], Any], consumer: Callable[[BinaryIO], Any], *, in_process: bool = False
+) -> tuple[Any, Any]:
+    """Run ``producer(writer)`` in a thread and ``consumer(reader)`` here, joined by a bounded OS pipe (or, with
+    ``in_process``, a :class:`archival.stages.Channel` of byte blocks: no copy through the kernel).
+
+    Memory stays bounded (the pipe holds ~1 MB, the channel 16 blocks); if either side fails the other is
+    unblocked, and the error that came first is raised: a consumer that refused the stream wins over the broken pipe
+    (however the producer wrapped it) that its refusal caused, and a failed producer wins over the cut stream the
+    consumer then saw.
     """
-    r_fd, w_fd = os.pipe()
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(w_fd, 1031, PIPE_SIZE)  # F_SETPIPE_SZ
-    reader = os.fdopen(r_fd, "rb", buffering=COPY_CHUNK)
-    writer = os.fdopen(w_fd, "wb", buffering=COPY_CHUNK)
+    raw_reader: Any
+    writer: Any
+    if in_process:
+        channel = stages.Channel()
+        raw_reader, writer = channel.reader, channel
+    else:
+        r_fd, w_fd = os.pipe()
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(w_fd, 1031, PIPE_SIZE)  # F_SETPIPE_SZ
+        raw_reader = os.fdopen(r_fd, "rb", buffering=COPY_CHUNK)
+        writer = os.fdopen(w_fd, "wb", buffering=COPY_CHUNK)
     outcome: dict[str, Any] = {}
+    reader = _PipeReader(raw_reader, outcome)
 
     def run() -> None:
         try:
             outcome["value"] = producer(writer)
             writer.close()
         except BaseException as exc:
-            outcome["error"] = exc
+            outcome["error"] = exc  # set before the close, so the reader sees it with the end of the stream
             with contextlib.suppress(OSError):
                 writer.close()
 
@@ -199,14 +178,14 @@ def piped(producer: Callable[[BinaryIO], Any], consumer: Callable[[BinaryIO], An
     consumer_error: BaseException | None = None
     result = None
     try:
-        result = consumer(reader)
+        result = consumer(reader)  # type: ignore[arg-type]  # read() is all a consumer uses
     except BaseException as exc:
         consumer_error = exc
     finally:
-        reader.close()
+        raw_reader.close()
         thread.join()
     producer_error = outcome.get("error")
-    if producer_error is not None and not (consumer_error is not None and isinstance(producer_error, BrokenPipeError)):
+    if producer_error is not None and not (consumer_error is not None and _caused_by_broken_pipe(producer_error)):
         raise producer_error
     if consumer_error is not None:
         raise consumer_error

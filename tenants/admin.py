@@ -37,6 +37,7 @@ from tenants.audit import Actor
 from tenants.device_services import device_revoke
 from tenants.emails import normalize_email, normalize_email_prefix
 from tenants.errors import PlatformError
+from tenants.metric_charts import metrics_chart
 from tenants.models import AuditLog, Device, Tenant, TenantKey, TenantMetric, TenantState
 from tenants.services import tenant_delete, tenant_provision, tenant_reactivate, tenant_suspend
 
@@ -112,7 +113,16 @@ class TenantAdmin(BigTableAdminMixin, admin.ModelAdmin):
     actions = ("suspend_tenants", "reactivate_tenants", "mark_deleted", archive_now, restore, move_to_tier)
     inlines = (DeviceInline, SubscriptionInline)
     state_fields = ("state_name", "state_generation", "state_pod_id", "state_last_access_at")
-    readonly_fields = ("id", "status", "created_at", "updated_at", *state_fields, "tier_moves", "related_links")
+    readonly_fields = (
+        "id",
+        "status",
+        "created_at",
+        "updated_at",
+        *state_fields,
+        "tier_moves",
+        "related_links",
+        "metrics_chart",
+    )
 
     # -- queries ---------------------------------------------------------------------------------------------
 
@@ -142,7 +152,12 @@ class TenantAdmin(BigTableAdminMixin, admin.ModelAdmin):
             ("State", {"fields": self.state_fields}),
             ("Tier moves", {"fields": ("tier_moves",)}),
             ("Related", {"fields": ("related_links",)}),
+            ("Metrics, last day (scraped from its pod while it is hot)", {"fields": ("metrics_chart",)}),
         )
+
+    @admin.display(description="Per-tenant metrics")
+    def metrics_chart(self, obj: Tenant) -> str:
+        return metrics_chart(tenant_id=obj.pk)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> Any:
         return () if obj is None else self.readonly_fields

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from archival import tarball
+from archival import tarball, untar
 from archival.tarball import TarError
 
 
@@ -43,7 +43,7 @@ def test_round_trip(tmp_path: Path) -> None:
     buf.seek(0)
     dst = tmp_path / "dst"
     dst.mkdir()
-    assert tarball.safe_extract(buf, dst) == 3
+    assert untar.safe_extract(buf, dst) == 3
     for rel in ("a.sst", "sub/CURRENT", "empty"):
         assert (dst / rel).read_bytes() == (src / rel).read_bytes()
 
@@ -74,7 +74,7 @@ def test_hostile_entries_refused(tmp_path: Path, member, message: str) -> None: 
     dst = tmp_path / "dst"
     dst.mkdir()
     with pytest.raises(TarError, match=message):
-        tarball.safe_extract(_tar((_info("ok"), b"fine"), member), dst)
+        untar.safe_extract(_tar((_info("ok"), b"fine"), member), dst)
     assert not (tmp_path / "evil").exists()
     assert not (dst / "link").is_symlink()
 
@@ -86,7 +86,7 @@ def test_symlinked_directory_then_file_through_it_refused(tmp_path: Path) -> Non
     outside.mkdir()
     archive = _tar((_info("d", tarfile.SYMTYPE, linkname=str(outside)), None), (_info("d/evil"), b"x"))
     with pytest.raises(TarError):
-        tarball.safe_extract(archive, dst)
+        untar.safe_extract(archive, dst)
     assert not (outside / "evil").exists()
 
 
@@ -94,7 +94,7 @@ def test_duplicate_entry_refused(tmp_path: Path) -> None:
     dst = tmp_path / "dst"
     dst.mkdir()
     with pytest.raises(TarError, match="appears twice"):
-        tarball.safe_extract(_tar((_info("f"), b"1"), (_info("f"), b"2")), dst)
+        untar.safe_extract(_tar((_info("f"), b"1"), (_info("f"), b"2")), dst)
 
 
 def test_non_empty_target_refused(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_non_empty_target_refused(tmp_path: Path) -> None:
     dst.mkdir()
     (dst / "existing").write_bytes(b"keep")
     with pytest.raises(TarError, match="not empty"):
-        tarball.safe_extract(_tar((_info("f"), b"1")), dst)
+        untar.safe_extract(_tar((_info("f"), b"1")), dst)
     assert (dst / "existing").read_bytes() == b"keep"
 
 
@@ -110,7 +110,7 @@ def test_not_a_tar_refused(tmp_path: Path) -> None:
     dst = tmp_path / "dst"
     dst.mkdir()
     with pytest.raises(TarError):
-        tarball.safe_extract(io.BytesIO(os.urandom(4096)), dst)
+        untar.safe_extract(io.BytesIO(os.urandom(4096)), dst)
 
 
 def test_piped_propagates_the_real_error() -> None:

@@ -44,9 +44,12 @@ def test_every_alert_has_a_firing_and_a_quiet_test_case():
         "PercolateArchivalJobFailures",
         "PercolateTierMovesFailing",
         "PercolateWebhookProcessingFailures",
+        "PercolateBillingEventsLagging",
         "PercolateCeleryQueueBacklog",
         "PercolatePlatformBackupMissing",
         "PercolateRestoreDrillMissing",
+        "PercolateArchiveDrillFailed",
+        "PercolateArchiveDrillMissing",
     }
     fires: set[str] = set()
     quiet: set[str] = set()

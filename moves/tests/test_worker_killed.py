@@ -11,10 +11,11 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from archival.tests.test_tasks import _wait, _worker
+from archival.tests.test_tasks import _worker
 from moves import services
 from moves.models import Move, MoveStatus, Step
 from moves.tests.conftest import ACTOR, make_hot, stored_messages
+from percolate_platform.tests.processes import wait_for
 from tenants.models import State, TenantState
 
 
@@ -52,7 +53,7 @@ def test_worker_sigkilled_mid_move_then_a_second_worker_finishes_it(
             move.refresh_from_db()
             return move.step == Step.EVICTED
 
-        _wait(evicted, 30, f"the first worker to evict (log: {log.read_text()[-2000:] if log.exists() else ''})")
+        wait_for(evicted, 30, f"the first worker to evict (log: {log.read_text()[-2000:] if log.exists() else ''})")
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
         move.refresh_from_db()
@@ -65,7 +66,7 @@ def test_worker_sigkilled_mid_move_then_a_second_worker_finishes_it(
             move.refresh_from_db()
             return move.finished_at is not None
 
-        _wait(finished, 40, f"the second worker to finish the move (log: {log.read_text()[-3000:]})")
+        wait_for(finished, 40, f"the second worker to finish the move (log: {log.read_text()[-3000:]})")
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
