@@ -8,12 +8,13 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.procs import free_port, start, stop, wait_http
+from bench.procs import free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 TIERS = ("A", "B", "C")
@@ -53,7 +54,16 @@ class Stack:
     def internal(self, tier: str) -> str:
         return f"127.0.0.1:{self.nodes[tier][1]}"
 
-    def start(self, *, warm_timeout: float = 20.0) -> Stack:
+    def _start(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
+        """A process in its own session, its output in `{root}/logs/{name}.log` (read it when something fails)."""
+        logs = self.root / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with (logs / f"{name}.log").open("ab") as out:
+            self.procs.append(
+                subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            )
+
+    def start(self, *, warm_timeout: float = 20.0, max_hot: int | None = None) -> Stack:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "DATABASE_", "GATEWAY_"))}
         common = {
             **base,
@@ -72,7 +82,7 @@ class Stack:
             "CELERY_TASK_ALWAYS_EAGER": "true",
         }
         gunicorn = [sys.executable, "-m", "gunicorn", "percolate_platform.wsgi", "--bind", f"127.0.0.1:{platform_port}"]
-        self.procs.append(start([*gunicorn, "--workers", "2", "--worker-tmp-dir", "/tmp"], env=platform, cwd=ROOT))
+        self._start("platform", [*gunicorn, "--workers", "2", "--worker-tmp-dir", "/tmp"], platform)
         for tier in TIERS:
             public, internal = free_port(), free_port()
             self.nodes[tier] = (public, internal)
@@ -85,8 +95,9 @@ class Stack:
                 "POD_ID": f"127.0.0.1:{internal}",
                 "TENANT_DATA_ROOT": str(self.data_root),
                 "PLATFORM_URL": f"http://127.0.0.1:{platform_port}",
+                **({"PERCOLATE_MAX_HOT_TENANTS": str(max_hot)} if max_hot else {}),
             }
-            self.procs.append(start([sys.executable, "-m", "tiernode"], env=node, cwd=ROOT))
+            self._start(f"tier-{tier.lower()}", [sys.executable, "-m", "tiernode"], node)
         self.gateway_port = free_port()
         policy = {tier: {"requests_per_minute": 10**9, "max_concurrent_streams": 10**6} for tier in TIERS}
         gateway = {
@@ -95,7 +106,7 @@ class Stack:
             "GATEWAY_WARM_TIMEOUT_SECONDS": str(warm_timeout),
             **{f"GATEWAY_PODS_{tier}": pods[0] for tier, pods in self.pods().items()},
         }
-        self.procs.append(start([sys.executable, "-m", "gateway", "--port", str(self.gateway_port)], env=gateway))
+        self._start("gateway", [sys.executable, "-m", "gateway", "--port", str(self.gateway_port)], gateway)
         try:
             wait_http(platform_port, "/healthz")
             for public, _ in self.nodes.values():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from archival import rocks
 from tenants.errors import PlatformError
 
 SCRATCH = ".moves"
@@ -56,12 +57,15 @@ def _fsync_tree(path: Path) -> None:
             os.close(fd)
 
 
-def copy_tenant(*, tenant_id: uuid.UUID | str, from_tier: str, to_tier: str, move_id: uuid.UUID) -> dict[str, int]:
+def copy_tenant(
+    *, tenant_id: uuid.UUID | str, from_tier: str, to_tier: str, move_id: uuid.UUID
+) -> dict[str, int | str]:
     """Copy the tenant's directory to the new tier's root, verified; safe to re-run (the copy is redone whole)."""
     src = tenant_dir(from_tier, tenant_id)
     dst = tenant_dir(to_tier, tenant_id)
     if not src.exists():
-        return {"files": 0, "bytes": 0}
+        return {"files": 0, "bytes": 0, "source_digest": ""}
+    before = source_digest(from_tier, tenant_id)  # taken first: a write after it shows as a change before the switch
     scratch = tier_root(to_tier) / SCRATCH / str(move_id)
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +78,15 @@ def copy_tenant(*, tenant_id: uuid.UUID | str, from_tier: str, to_tier: str, mov
     if dst.exists():
         shutil.rmtree(dst)  # a leftover of an earlier attempt of this move: the source is still whole
     scratch.rename(dst)
-    return {"files": len(got), "bytes": sum(p.stat().st_size for p in dst.rglob("*") if p.is_file())}
+    size = sum(p.stat().st_size for p in dst.rglob("*") if p.is_file())
+    return {"files": len(got), "bytes": size, "source_digest": before}
+
+
+def source_digest(tier: str, tenant_id: uuid.UUID | str) -> str:
+    """What the tenant's RocksDB holds (every key and value), not its files: opening a store rewrites its LOG,
+    MANIFEST and OPTIONS files without changing a byte of data."""
+    path = tenant_dir(tier, tenant_id)
+    return rocks.digest(path).digest if path.exists() else ""
 
 
 def remove_tenant(tier: str, tenant_id: uuid.UUID | str) -> None:

@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from django.utils import timezone
+
 from moves.models import Move
 from tenants.audit import Actor, audit_write
 
@@ -15,7 +17,10 @@ MOVE_ACTOR = Actor.system("task:tier-move")
 
 
 def record_step(move: Move, step: str, **fields: object) -> None:
-    """Persist the step reached (and any fields) before the next step starts."""
+    """Persist the step reached (and any fields) before the next step starts, with when it was reached (ms after
+    the run started: where a move's time goes)."""
+    if move.started_at is not None:
+        move.detail.setdefault("step_ms", {})[step] = round((timezone.now() - move.started_at).total_seconds() * 1000)
     move.step = step
     for name, value in fields.items():
         setattr(move, name, value)

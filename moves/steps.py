@@ -13,6 +13,8 @@ An archived tenant has no pod and no local data: it is only switched (its next r
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -25,6 +27,7 @@ from tenants.events import tenant_changed
 from tenants.models import State, TenantState
 from tenants.services import locked_tenant, tenant_state_transition
 
+WARM_ATTEMPTS = 4
 ORDER = (Step.REQUESTED, Step.FENCED, Step.EVICTED, Step.COPIED, Step.SWITCHED, Step.WARMED, Step.CLEANED)
 LOADED = (State.HOT, State.WARM)
 
@@ -117,21 +120,50 @@ def evict(move: Move) -> None:
     record_step(move, Step.EVICTED)
 
 
+def release_old_pod(move: Move) -> None:
+    """Evict from the old pod again, at the old generation (best effort): a request a gateway had already routed
+    there before the fence reached it may have loaded the tenant again after the first eviction."""
+    if _archived(move) or move.from_state not in LOADED or not move.old_pod_id or move.old_generation is None:
+        return
+    try:
+        pods.call(move.old_pod_id, "evict", move.tenant_id, move.old_generation, settings.MOVE_EVICT_TIMEOUT_SECONDS)
+    except pods.PodCallFailed as exc:
+        log.info("tier move %s: evicting again from the old pod: %s", move.id, exc.message)
+
+
+def _copy(move: Move) -> None:
+    try:
+        stats = data.copy_tenant(
+            tenant_id=move.tenant_id, from_tier=move.from_tier, to_tier=move.to_tier, move_id=move.id
+        )
+    except OSError as exc:
+        raise MoveFailed(f"copying the tenant's data to tier {move.to_tier} failed: {exc}") from exc
+    move.detail["copy"] = {"copied": True, **stats}
+
+
 def copy(move: Move) -> None:
     if _archived(move) or not data.roots_differ(move.from_tier, move.to_tier):
         move.detail["copy"] = {"copied": False}
     else:
-        try:
-            stats = data.copy_tenant(
-                tenant_id=move.tenant_id, from_tier=move.from_tier, to_tier=move.to_tier, move_id=move.id
-            )
-        except OSError as exc:
-            raise MoveFailed(f"copying the tenant's data to tier {move.to_tier} failed: {exc}") from exc
-        move.detail["copy"] = {"copied": True, **stats}
+        _copy(move)
     record_step(move, Step.COPIED)
 
 
+def _recopy_if_changed(move: Move) -> None:
+    """Before the switch: a late write on the old pod since the copy would be lost with the old copy, so the old pod
+    lets go again and the copy is redone until the source is what was copied."""
+    for _attempt in range(3):
+        release_old_pod(move)
+        if data.source_digest(move.from_tier, move.tenant_id) == move.detail["copy"].get("source_digest"):
+            return
+        log.warning("tier move %s: the source changed after the copy; copying again", move.id)
+        _copy(move)
+    raise MoveFailed("the tenant's data kept changing on the old tier after its eviction")
+
+
 def switch(move: Move) -> None:
+    if move.detail.get("copy", {}).get("copied"):
+        _recopy_if_changed(move)
     with transaction.atomic():
         tenant = locked_tenant(move.tenant_id)
         tenant.tier = move.to_tier
@@ -158,9 +190,7 @@ def warm(move: Move) -> None:
             tried.append(pod.internal)
             move.save(update_fields=["detail", "updated_at"])  # the rollback evicts from every pod it asked
         try:
-            answer = pods.call(
-                pod.internal, "warm", move.tenant_id, move.new_generation, settings.MOVE_WARM_TIMEOUT_SECONDS
-            )
+            answer = _warm_on(move, pod)
         except pods.PodCallFailed as exc:
             errors.append(exc.message)
             if exc.unreachable:
@@ -179,10 +209,35 @@ def warm(move: Move) -> None:
                     actor=MOVE_ACTOR,
                     pod_id=pod.internal,
                 )
-            move.detail["warm"] = {"pod": pod.internal, "source": answer.get("source")}
+            move.detail["warm"] = {
+                "pod": pod.internal,
+                "source": answer.get("source"),
+                "load_seconds": answer.get("load_seconds"),
+                "attempts": answer.get("attempts"),
+            }
             record_step(move, Step.WARMED, new_pod_id=pod.internal)
         return
     raise MoveFailed(f"no pod of tier {move.to_tier} took the tenant: {'; '.join(errors)}")
+
+
+def _warm_on(move: Move, pod: pods.Pod) -> dict:
+    """Warm the tenant on the pod at the new generation. With one data root, the pod cannot open the RocksDB while
+    the old pod holds it (a late request loaded it again there): then the old pod lets go again and the warm is
+    retried."""
+    assert move.new_generation is not None
+    for attempt in range(WARM_ATTEMPTS):
+        if attempt and not data.roots_differ(move.from_tier, move.to_tier):
+            release_old_pod(move)  # only after a refusal: evicting a tenant a pod does not hold still writes a blob
+        try:
+            answer = pods.call(
+                pod.internal, "warm", move.tenant_id, move.new_generation, settings.MOVE_WARM_TIMEOUT_SECONDS
+            )
+            return {**answer, "attempts": attempt + 1}
+        except pods.PodCallFailed as exc:
+            if "load_failed" not in exc.message or attempt == WARM_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def clean(move: Move) -> None:
