@@ -7,8 +7,9 @@ already offers actions to users with the change permission while the job pages s
 """
 
 from django.contrib import admin
+from django.http import HttpRequest
 
-from archival.models import ArchivalJob
+from archival.models import ArchivalJob, ArchiveDrill
 from tenants.admin_mixins import ActionsOnlyAdminMixin, BigTableAdminMixin, TenantIdSearchMixin
 
 
@@ -33,3 +34,22 @@ class ArchivalJobAdmin(BigTableAdminMixin, TenantIdSearchMixin, ActionsOnlyAdmin
     search_help_text = "Job or tenant id (UUID)."
     # Actions ("archive now", "restore") are added by the archival capability; see the module docstring.
     actions: tuple[str, ...] = ()
+
+
+@admin.register(ArchiveDrill)
+class ArchiveDrillAdmin(admin.ModelAdmin):
+    """Archive drills (beat or `verify_archives`): read-only; a failed one lists its archives and errors."""
+
+    list_display = ("started_at", "status", "sample_size", "checked", "failed", "completed_at")
+    list_filter = ("status",)
+    ordering = ("-started_at",)
+    readonly_fields = ("id", "status", "sample_size", "checked", "failed", "failures", "started_at", "completed_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ArchiveDrill | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ArchiveDrill | None = None) -> bool:
+        return False

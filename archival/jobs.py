@@ -4,6 +4,7 @@ failure and completion (each with its audit row), scratch space and the crash-in
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -237,6 +238,8 @@ def classify(exc: Exception) -> Exception:
         return TransientArchivalError(f"object store ({objectstore.describe()}): {exc}")
     if isinstance(exc, sealed.SealedError | tarball.TarError | rocks.RocksError):
         return ArchivalError(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ArchivalError(f"no space left on the tenant data volume ({settings.TENANT_DATA_ROOT}): {exc}")
     return exc
 
 

@@ -1,4 +1,4 @@
-"""Archival jobs (spike schema plus manifest, attempts and one active job per tenant)."""
+"""Archival jobs (spike schema plus manifest, attempts and one active job per tenant) and archive drills."""
 
 import uuid
 
@@ -64,3 +64,32 @@ class ArchivalJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_type} {self.status}"
+
+
+class DrillStatus(models.TextChoices):
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class ArchiveDrill(models.Model):
+    """One run of the archive drill: a sample of archives opened into scratch and checked in full."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=20, choices=DrillStatus.choices, default=DrillStatus.RUNNING)
+    sample_size = models.PositiveIntegerField(default=0)
+    checked = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    failures = models.JSONField(default=list, blank=True)  # [{"tenant_id", "job_id", "object_key", "error"}]
+    started_at = models.DateTimeField(db_default=Now(), editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "archival_drills"
+        indexes = [models.Index(fields=["-started_at"], name="idx_archival_drills_started")]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=DrillStatus.values), name="archival_drills_valid_status")
+        ]
+
+    def __str__(self) -> str:
+        return f"drill {self.status} ({self.checked - self.failed}/{self.checked})"

@@ -9,9 +9,9 @@ retry.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -104,7 +104,12 @@ def upload(key: str, src: BinaryIO, *, alias: str = "objects") -> None:
             return
         path = Path(storage.path(key))
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        tmp = part_path(path)
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):  # random names of older versions
+            stale.unlink(missing_ok=True)
+        # One name per key: a worker killed mid-upload leaves this file, and the re-run truncates and replaces it
+        # (one writer per key at a time: keys are per job, and a job runs under its run lock).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         try:
             with os.fdopen(fd, "wb") as out:
                 while True:
@@ -124,6 +129,11 @@ def upload(key: str, src: BinaryIO, *, alias: str = "objects") -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def part_path(path: Path) -> Path:
+    """Where a file-system upload of ``path`` is written before the atomic rename."""
+    return path.with_name(f".{path.name}.part")
 
 
 @contextlib.contextmanager
@@ -203,3 +213,17 @@ def list_keys(prefix: str, *, alias: str = "objects") -> list[str]:
         return sorted(
             str(p.relative_to(base_path)) for p in root.rglob("*") if p.is_file() and not p.name.endswith(".part")
         )
+
+
+def apply_lifecycle(rules: dict, *, alias: str = "objects") -> dict | None:
+    """Put the bucket lifecycle configuration ``rules`` on the store's bucket and return what the store reads back
+    (None for a file-system store, which has no multipart uploads)."""
+    storage = get_storage(alias)
+    if not _is_s3(storage):
+        return None
+    bucket = storage.bucket_name  # type: ignore[attr-defined]
+    with _errors("lifecycle", bucket):
+        client = storage.connection.meta.client  # type: ignore[attr-defined]
+        client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=rules)
+        got = client.get_bucket_lifecycle_configuration(Bucket=bucket)
+    return {"Rules": got.get("Rules", [])}

@@ -1,14 +1,13 @@
 """The byte pipelines of archive and restore, shared by the services and ``bench.archive``.
 
 pack:   RocksDB checkpoint directory -> tar -> zstd -> seal -> ``consume(reader)`` (the upload), with the RocksDB
-        digest of the same directory computed alongside.
-unpack: ``open_source()`` -> authenticate/decrypt -> zstd -> safe untar into an empty directory, then the digest of
-        the restored RocksDB.
+        digest of the same directory computed alongside in a child process.
+unpack: ``open_source()`` -> authenticate/decrypt -> zstd -> safe untar into an empty directory, files fsynced as
+        they land, then RocksDB must open the result (or, for the full check, the digest of every key and value).
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -36,31 +35,6 @@ class Unpacked:
     digest: rocks.RocksDigest | None  # only with the full check
 
 
-class _Background:
-    """Run ``fn(*args)`` in a thread; ``result()`` joins it and returns its value or raises its error."""
-
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._out: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                self._out["value"] = fn(*args)
-            except BaseException as exc:
-                self._out["error"] = exc
-
-        self._thread = threading.Thread(target=run, name="archival-digest", daemon=True)
-        self._thread.start()
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def result(self) -> Any:
-        self._thread.join()
-        if "error" in self._out:
-            raise self._out["error"]
-        return self._out["value"]
-
-
 # zstd's own worker threads (-1: one per core): compression then runs beside tar, AES and the digest instead of in
 # turn with them. Level and format do not change; the frame is standard and any reader opens it.
 DEFAULT_ZSTD_THREADS = -1
@@ -82,7 +56,7 @@ def pack(
     threads: int | None = None,
 ) -> Packed:
     zthreads = zstd_threads() if threads is None else threads
-    digesting = _Background(rocks.digest, source)  # concurrently: it iterates under the GIL, tar+seal mostly not
+    digesting = rocks.DigestProcess(source)
 
     def produce(out: BinaryIO) -> tuple[sealed.SealStats, int]:
         writer = sealed.SealWriter(
@@ -96,7 +70,7 @@ def pack(
     try:
         (stats, entries), consumed = tarball.piped(produce, consume)
     except BaseException:
-        digesting.join()
+        digesting.cancel()
         raise
     digest = digesting.result()
     return Packed(stats, entries, digest, consumed)
@@ -130,7 +104,7 @@ def unpack(
 
     try:
         opened, files = tarball.piped(
-            produce, lambda src: untar.safe_extract(src, staged, fsync=False, written=syncer.put)
+            produce, lambda src: untar.safe_extract(src, staged, fsync=False, written=syncer.put), in_process=True
         )
     except BaseException:
         syncer.finish(quiet=True)  # the first error is the story; every queued descriptor is still closed

@@ -16,9 +16,12 @@ from __future__ import annotations
 import array
 import hashlib
 import itertools
+import json
 import os
 import queue
 import shutil
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +101,35 @@ def digest(path: Path) -> RocksDigest:
     return RocksDigest(total, top.hexdigest())
 
 
+class DigestProcess:
+    """:func:`digest` in a child process (``python -m archival.rocks PATH``): rocksdict's iteration holds the GIL for
+    seconds, and in a process of its own it no longer stalls the archive's tar, sealing and upload threads."""
+
+    def __init__(self, path: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PROJECT, os.environ.get("PYTHONPATH")]))}
+        self._proc = subprocess.Popen(  # noqa: S603 (our interpreter, our module, a path we made)
+            [sys.executable, "-m", "archival.rocks", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+
+    def result(self) -> RocksDigest:
+        out, err = self._proc.communicate()
+        if self._proc.returncode:
+            raise RocksError(err.decode(errors="replace").strip().splitlines()[-1] if err else "digest failed")
+        got = json.loads(out)
+        return RocksDigest(got["entry_count"], got["digest"])
+
+    def cancel(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.communicate()
+
+
+_PROJECT = str(Path(__file__).resolve().parent.parent)
+
+
 def check_opens(path: Path) -> None:
     """RocksDB opens ``path`` read-only (its CURRENT, MANIFEST and every column family) and reads the first entry
     of each; an empty directory is an empty tenant. The cheap check of a restore whose bytes the seal proved."""
@@ -129,7 +161,7 @@ def _digest_cf(handle: Rdict) -> tuple[int, bytes, bytes]:
     """Iterate here (rocksdict holds the GIL) while a helper thread hashes the previous batch (hashlib releases it)."""
     read_opts = ReadOptions()
     read_opts.fill_cache(False)  # type: ignore[call-arg]  # the stub lacks the setter form
-    read_opts.set_readahead_size(8 << 20)
+    # RocksDB's own readahead (growing with sequential reads): a fixed 8 MB cost 50 MB of RSS for no measured gain
     data_hash, len_hash = hashlib.sha256(), hashlib.sha256()
     batches: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue(maxsize=2)
     failed: list[BaseException] = []
@@ -204,3 +236,11 @@ def dir_size(path: Path) -> int:
         for name in files:
             total += os.lstat(os.path.join(root, name)).st_size
     return total
+
+
+if __name__ == "__main__":  # DigestProcess's child: prints the digest of the RocksDB at argv[1] as JSON
+    try:
+        result = digest(Path(sys.argv[1]))
+    except RocksError as exc:
+        sys.exit(f"RocksError: {exc}")
+    print(json.dumps({"entry_count": result.entry_count, "digest": result.digest}))

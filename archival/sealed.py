@@ -337,7 +337,7 @@ def open_stream(
     header_digest = hashlib.sha256(header_bytes).digest()
     sink = _DecompressSink(dst)
     dctx = zstandard.ZstdDecompressor()
-    zw = dctx.stream_writer(sink, write_size=1 << 17, closefd=False)  # type: ignore[arg-type]  # any object with write() will do
+    zw = dctx.stream_writer(sink, write_size=1 << 20, closefd=False)  # type: ignore[arg-type]  # any object with write() will do
     index = 0
     while True:
         raw_len = reader.read(_LEN.size)

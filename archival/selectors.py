@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from archival.models import ACTIVE_JOB_STATUSES, ArchivalJob, JobStatus, JobType
+from archival.models import ACTIVE_JOB_STATUSES, ArchivalJob, ArchiveDrill, DrillStatus, JobStatus, JobType
 from tenants.models import State, TenantState, TenantStatus
 from tenants.selectors import cold_tenants_idle
 
@@ -85,3 +86,26 @@ def job_counts() -> list[tuple[str, str, int]]:
 
     rows = ArchivalJob.objects.values_list("job_type", "status").annotate(n=Count("id")).order_by()
     return [(job_type, status, n) for job_type, status, n in rows]
+
+
+@dataclass(frozen=True)
+class DrillHealth:
+    last_run_at: float  # Unix time the last drill finished (0: never)
+    last_success_at: float  # ... the last one that passed
+    last_failures: int  # archives that failed in the last finished drill
+    runs: dict[str, int]  # drills by status
+
+
+def drill_health() -> DrillHealth:
+    from django.db.models import Count
+
+    finished = ArchiveDrill.objects.exclude(status=DrillStatus.RUNNING).order_by("-completed_at")
+    last = finished.first()
+    passed = finished.filter(status=DrillStatus.PASSED).first()
+    runs = dict(ArchiveDrill.objects.values_list("status").annotate(n=Count("id")).order_by())
+    return DrillHealth(
+        last_run_at=last.completed_at.timestamp() if last and last.completed_at else 0.0,
+        last_success_at=passed.completed_at.timestamp() if passed and passed.completed_at else 0.0,
+        last_failures=last.failed if last else 0,
+        runs={status: runs.get(status, 0) for status in DrillStatus.values},
+    )

@@ -9,11 +9,13 @@ descriptors, and both hand their thread's error to the caller.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import queue
 import threading
 from typing import Any, BinaryIO
 
+CHANNEL_BLOCKS = 16  # of at most a zstd output block (1 MiB) each
 PREFETCH_BLOCK = 1 << 20
 PREFETCH_BLOCKS = 8  # 8 MiB read ahead at most
 SYNC_QUEUE = 64
@@ -114,3 +116,76 @@ class Syncer:
         self._thread.join()
         if self._error is not None and not quiet:
             raise self._error
+
+
+class Channel:
+    """A bounded in-process pipe of byte blocks between two threads: what an OS pipe does for
+    :func:`archival.tarball.piped`, without copying every byte into the kernel and back. The writer's side is the
+    channel itself (``write``, ``close``); :attr:`reader` is the other end. A reader that closes early makes the
+    writer's next ``write`` raise ``BrokenPipeError``, as a pipe does."""
+
+    def __init__(self, *, blocks: int = CHANNEL_BLOCKS) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=blocks)
+        self._reader_gone = threading.Event()
+        self.reader = _ChannelReader(self)
+
+    def _put(self, item: Any) -> None:
+        while True:
+            if self._reader_gone.is_set():
+                raise BrokenPipeError(errno.EPIPE, "the reading end of the channel is closed")
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if data:
+            self._put(data if isinstance(data, bytes) else bytes(data))  # zstd hands over bytes: no copy
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._put(_END)
+
+
+class _ChannelReader:
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._block = memoryview(b"")
+        self._eof = False
+
+    def _next(self) -> bool:
+        while not self._block:
+            if self._eof:
+                return False
+            item = self._channel._queue.get()
+            if item is _END:
+                self._eof = True
+                return False
+            self._block = memoryview(item)
+        return True
+
+    def readinto(self, buf: memoryview | bytearray) -> int:
+        if not self._next():
+            return 0
+        n = min(len(buf), len(self._block))
+        buf[:n] = self._block[:n]
+        self._block = self._block[n:]
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        out = bytearray()
+        while (n < 0 or len(out) < n) and self._next():
+            take = len(self._block) if n < 0 else min(n - len(out), len(self._block))
+            out += self._block[:take]
+            self._block = self._block[take:]
+        return bytes(out)
+
+    def close(self) -> None:
+        self._channel._reader_gone.set()
+        with contextlib.suppress(queue.Empty):
+            while True:  # unblock a writer waiting for room
+                self._channel._queue.get_nowait()

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from archival import stages
+
 COPY_CHUNK = 1 << 20
-TAR_BUFSIZE = 1 << 20
 PIPE_SIZE = 1 << 20
 
 
@@ -26,29 +27,53 @@ class TarError(Exception):
 
 
 def write_tar(src_dir: Path, dst: BinaryIO) -> int:
-    """Stream ``src_dir``'s tree as a tar to ``dst``; returns the number of entries written."""
+    """Stream ``src_dir``'s tree as a PAX tar to ``dst``; returns the number of entries written.
+
+    tarfile builds the headers; the file data goes from one reused buffer straight to ``dst`` (tarfile's stream
+    writer copies every block several times on the way).
+    """
     count = 0
-    with tarfile.open(fileobj=dst, mode="w|", bufsize=TAR_BUFSIZE, format=tarfile.PAX_FORMAT) as tar:
-        for root, dirs, files in os.walk(src_dir):
-            dirs.sort()
-            rel_root = Path(root).relative_to(src_dir)
-            for name in [*dirs, *sorted(files)]:
-                path = Path(root) / name
-                arcname = (rel_root / name).as_posix()
-                st = os.lstat(path)
-                info = tarfile.TarInfo(arcname)
-                info.mtime = int(st.st_mtime)
-                info.mode = stat.S_IMODE(st.st_mode) & 0o755
-                if stat.S_ISDIR(st.st_mode):
-                    info.type = tarfile.DIRTYPE
-                    tar.addfile(info)
-                elif stat.S_ISREG(st.st_mode):
-                    info.size = st.st_size
-                    with open(path, "rb") as handle:
-                        tar.addfile(info, handle)
-                else:
-                    raise TarError(f"cannot archive {arcname}: not a regular file or directory")
-                count += 1
+    written = 0
+    buf = bytearray(COPY_CHUNK)
+    view = memoryview(buf)
+
+    def out(data: bytes | memoryview) -> None:
+        nonlocal written
+        dst.write(data)
+        written += len(data)
+
+    for root, dirs, files in os.walk(src_dir):
+        dirs.sort()
+        rel_root = Path(root).relative_to(src_dir)
+        for name in [*dirs, *sorted(files)]:
+            path = Path(root) / name
+            arcname = (rel_root / name).as_posix()
+            st = os.lstat(path)
+            info = tarfile.TarInfo(arcname)
+            info.mtime = int(st.st_mtime)
+            info.mode = stat.S_IMODE(st.st_mode) & 0o755
+            if stat.S_ISDIR(st.st_mode):
+                info.type = tarfile.DIRTYPE
+                out(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+            elif stat.S_ISREG(st.st_mode):
+                info.size = st.st_size
+                out(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+                with open(path, "rb", buffering=0) as handle:
+                    remaining = st.st_size
+                    while remaining:
+                        n = handle.readinto(view[: min(COPY_CHUNK, remaining)]) or 0
+                        if not n:
+                            raise TarError(f"cannot archive {arcname}: it shrank while being read")
+                        out(view[:n])
+                        remaining -= n
+                if st.st_size % tarfile.BLOCKSIZE:
+                    out(tarfile.NUL * (tarfile.BLOCKSIZE - st.st_size % tarfile.BLOCKSIZE))
+            else:
+                raise TarError(f"cannot archive {arcname}: not a regular file or directory")
+            count += 1
+    out(tarfile.NUL * (2 * tarfile.BLOCKSIZE))  # the end-of-archive marker, then padding to a whole record
+    if written % tarfile.RECORDSIZE:
+        out(tarfile.NUL * (tarfile.RECORDSIZE - written % tarfile.RECORDSIZE))
     return count
 
 
@@ -92,6 +117,12 @@ class _PipeReader:
             raise ProducerFailed(f"the stream was cut: {self._outcome['error']!r}")
         return data
 
+    def readinto(self, buf: memoryview | bytearray) -> int:
+        n = self._raw.readinto(buf) or 0  # type: ignore[attr-defined]  # every end we wrap has it
+        if not n and len(buf) and "error" in self._outcome:
+            raise ProducerFailed(f"the stream was cut: {self._outcome['error']!r}")
+        return n
+
     def readable(self) -> bool:
         return True
 
@@ -108,18 +139,28 @@ def _caused_by_broken_pipe(exc: BaseException) -> bool:
     return False
 
 
-def piped(producer: Callable[[BinaryIO], Any], consumer: Callable[[BinaryIO], Any]) -> tuple[Any, Any]:
-    """Run ``producer(writer)`` in a thread and ``consumer(reader)`` here, joined by a bounded OS pipe.
+def piped(
+    producer: Callable[[BinaryIO], Any], consumer: Callable[[BinaryIO], Any], *, in_process: bool = False
+) -> tuple[Any, Any]:
+    """Run ``producer(writer)`` in a thread and ``consumer(reader)`` here, joined by a bounded OS pipe (or, with
+    ``in_process``, a :class:`archival.stages.Channel` of byte blocks: no copy through the kernel).
 
-    Memory stays bounded (the pipe holds ~1 MB); if either side fails the other is unblocked, and the error that
-    came first is raised: a consumer that refused the stream wins over the broken pipe (however the producer wrapped
-    it) that its refusal caused, and a failed producer wins over the cut stream the consumer then saw.
+    Memory stays bounded (the pipe holds ~1 MB, the channel 16 blocks); if either side fails the other is
+    unblocked, and the error that came first is raised: a consumer that refused the stream wins over the broken pipe
+    (however the producer wrapped it) that its refusal caused, and a failed producer wins over the cut stream the
+    consumer then saw.
     """
-    r_fd, w_fd = os.pipe()
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(w_fd, 1031, PIPE_SIZE)  # F_SETPIPE_SZ
-    raw_reader = os.fdopen(r_fd, "rb", buffering=COPY_CHUNK)
-    writer = os.fdopen(w_fd, "wb", buffering=COPY_CHUNK)
+    raw_reader: Any
+    writer: Any
+    if in_process:
+        channel = stages.Channel()
+        raw_reader, writer = channel.reader, channel
+    else:
+        r_fd, w_fd = os.pipe()
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(w_fd, 1031, PIPE_SIZE)  # F_SETPIPE_SZ
+        raw_reader = os.fdopen(r_fd, "rb", buffering=COPY_CHUNK)
+        writer = os.fdopen(w_fd, "wb", buffering=COPY_CHUNK)
     outcome: dict[str, Any] = {}
     reader = _PipeReader(raw_reader, outcome)
 

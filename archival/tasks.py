@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
-from archival import services
+from archival import drills, retention, scratch, services
 from tenants.errors import Conflict
 
 RETRY: Any = {
@@ -50,3 +50,23 @@ def requeue_stalled_jobs() -> int:
     """Beat: jobs whose message was lost are enqueued again (after the broker's visibility timeout has passed)."""
     older_than = timedelta(seconds=settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] * 2)
     return len(services.requeue_stalled_jobs(older_than=older_than))
+
+
+@shared_task(name="archival.sweep_scratch", acks_late=True)
+def sweep_scratch() -> int:
+    """Beat: remove scratch folders that dead workers left (they may hold decrypted tenant data)."""
+    return len(scratch.sweep_scratch())
+
+
+@shared_task(name="archival.verify_archives", acks_late=True)
+def verify_archives() -> str:
+    """Beat: the archive drill over a bounded sample (ARCHIVE_DRILL_SAMPLE) of archived tenants."""
+    drill = drills.run_drill(sample=settings.ARCHIVE_DRILL_SAMPLE)
+    return f"drill {drill.id}: {drill.status} ({drill.checked - drill.failed}/{drill.checked})"
+
+
+@shared_task(name="archival.prune_archives", acks_late=True)
+def prune_archives() -> str:
+    """Beat: retention of superseded archives, and crypto-shredding of tenants deleted for good."""
+    pruned = retention.prune_archives()
+    return f"{len(pruned.archives)} superseded archive(s), {len(pruned.shredded)} tenant(s) shredded"

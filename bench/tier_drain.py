@@ -22,8 +22,7 @@ import uuid
 from pathlib import Path
 
 from bench.procs import free_port, stop, wait_http
-
-TOKEN = "bench-drain-service-token-0000"
+from tiernode.loadtime import TOKEN  # the node's internal API calls (loadtime's _call) carry it
 
 
 def main() -> int:
@@ -43,13 +42,13 @@ def main() -> int:
     from tenants.audit import Actor
     from tenants.models import TenantState
     from tenants.services import tenant_provision
-    from tiernode.loadtime import _call, build_tenant
+    from tiernode.loadtime import _call, build_tenant, local_node_env
 
     call_command("migrate", verbosity=0)
     hot = DEFAULT_TIER_POLICY[args.tier].max_hot_per_pod
     work = Path(tempfile.mkdtemp(prefix="bench-drain-"))
     web_port = free_port()
-    env = {**os.environ, "LOG_LEVEL": "warning"}
+    env = {**os.environ, "LOG_LEVEL": "WARNING"}
     web_log = (work / "web.log").open("wb")
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "percolate_platform.wsgi", "-b", f"127.0.0.1:{web_port}", "-w", "2"],
@@ -74,16 +73,10 @@ def main() -> int:
             for t in tenants:
                 build_tenant(data_root, t.id, args.mb)
             port, public = free_port(), free_port()
-            node_env = {
-                **env,
-                "PERCOLATE_TENANT_TIER": args.tier,
-                "TENANT_DATA_ROOT": str(data_root),
-                "PLATFORM_URL": f"http://127.0.0.1:{web_port}",
-                "PORT": str(public),
-                "INTERNAL_PORT": str(port),
-                "HOST": "127.0.0.1",
-                "PERCOLATE_DRAIN_SECONDS": "600",
-            }
+            node_env = local_node_env(
+                tier=args.tier, data_root=data_root, port=public, internal_port=port,
+                PLATFORM_URL=f"http://127.0.0.1:{web_port}", PERCOLATE_DRAIN_SECONDS="600",
+            )  # fmt: skip
             node = subprocess.Popen([sys.executable, "-m", "tiernode"], env=node_env)
             try:
                 wait_http(port, "/ready", timeout=120)

@@ -52,8 +52,15 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
 
 
+def _key(event_id: uuid.UUID | str) -> dict[str, object]:
+    """A row id, or the Stripe event id (the webhook enqueues by it)."""
+    if isinstance(event_id, str) and event_id.startswith("evt_"):
+        return {"stripe_event_id": event_id}
+    return {"pk": event_id}
+
+
 def _locked(event_id: uuid.UUID | str) -> BillingEvent:
-    return BillingEvent.objects.select_for_update().get(pk=event_id)
+    return BillingEvent.objects.select_for_update().get(**_key(event_id))
 
 
 def _claim(event_id: uuid.UUID | str, *, manual: bool, now: datetime) -> BillingEvent | None:
@@ -78,7 +85,7 @@ def event_process(*, event_id: uuid.UUID | str, manual: bool = False) -> str:
     now = timezone.now()
     claimed = _claim(event_id, manual=manual, now=now)
     if claimed is None:
-        return BillingEvent.objects.values_list("processing_status", flat=True).get(pk=event_id)
+        return BillingEvent.objects.values_list("processing_status", flat=True).get(**_key(event_id))
     _step("claimed", claimed)
     try:
         with transaction.atomic():
@@ -97,7 +104,7 @@ def event_process(*, event_id: uuid.UUID | str, manual: bool = False) -> str:
             return event.processing_status
     except Exception as exc:  # any handler error: recorded on the row, retried by the sweep
         log.warning("billing: event %s failed: %s", event_id, exc, exc_info=not isinstance(exc, HandlerError))
-        BillingEvent.objects.filter(pk=event_id).exclude(processing_status__in=FINISHED).update(
+        BillingEvent.objects.filter(**_key(event_id)).exclude(processing_status__in=FINISHED).update(
             processing_status=ProcessingStatus.FAILED,
             last_error=f"{type(exc).__name__}: {exc}"[:4000],
             failures=F("failures") + 1,

@@ -2,9 +2,10 @@
 delivered again, and processing is exactly-once whatever runs it twice)."""
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.utils import timezone
 
-from billing import dunning, processing, subscriptions, tier_moves
+from billing import dunning, processing, subscriptions
 
 
 @shared_task(name="billing.process_event", acks_late=True, reject_on_worker_lost=True)
@@ -17,7 +18,7 @@ def follow_tier(self: Task, tenant_id: str) -> str:
     """Ask again for the tier the tenant's subscriptions want, once the move that was running has finished."""
     if subscriptions.tier_follow(tenant_id=tenant_id):
         return "asked"
-    raise self.retry(countdown=tier_moves.FOLLOW_AFTER_SECONDS)
+    raise self.retry(countdown=settings.STRIPE_TIER_FOLLOW_SECONDS)
 
 
 @shared_task(name="billing.retry_events", acks_late=True)

@@ -10,6 +10,7 @@ import logging
 import uuid
 from functools import partial
 
+from django.conf import settings
 from django.db import transaction
 
 from moves.selectors import active_move
@@ -20,14 +21,13 @@ from tenants.models import Tenant, TenantStatus
 
 log = logging.getLogger(__name__)
 BILLING_ACTOR = Actor.system("service:billing")
-FOLLOW_AFTER_SECONDS = 30
 
 
 def _follow_later(tenant_id: uuid.UUID) -> None:
     from billing.tasks import follow_tier
 
     try:
-        follow_tier.apply_async((str(tenant_id),), countdown=FOLLOW_AFTER_SECONDS)
+        follow_tier.apply_async((str(tenant_id),), countdown=settings.STRIPE_TIER_FOLLOW_SECONDS)
     except Exception:  # the broker is down: stripe_sync_subscriptions repairs the tier
         log.exception("billing: could not schedule the tier follow-up of tenant %s", tenant_id)
 

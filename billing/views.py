@@ -33,5 +33,5 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
         return _refuse("invalid_signature", str(exc))
     except NotAnEvent as exc:
         return _refuse("not_an_event", str(exc))
-    row = event_receive(event=event)
-    return JsonResponse({"received": True, "id": event["id"], "status": row.processing_status})
+    event_receive(event=event)
+    return JsonResponse({"received": True, "id": event["id"]})

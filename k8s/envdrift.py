@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from k8s.checks import K8S_DIR, REPO_ROOT, Obj, object_id
-from k8s.runtime import container_env, containers, workloads
+from k8s.runtime import container_env, containers, image_name, workloads
 
 ALLOWED_FILE = K8S_DIR / "env-allowed.yaml"
 READ = re.compile(
@@ -91,7 +91,7 @@ def check_env_drift(objs: list[Obj]) -> list[str]:
     for obj in workloads(objs):
         name = obj["metadata"]["name"]
         for c in containers(obj):
-            image = str(c.get("image")).rsplit("/", 1)[-1].split(":")[0].split("@")[0]
+            image = image_name(c)
             if image not in OUR_IMAGES:
                 continue  # dev's postgres and redis: not our code
             platform = image == "percolate-platform"
@@ -120,6 +120,9 @@ def stale_allowances(objs: list[Obj]) -> list[str]:
         if key.split(":", 1)[1] not in every_read:
             problems.append(f"{Path(ALLOWED_FILE).name}: unset {key} is read by no code")
     for key in allowed().unread:
-        if key.split(":", 1)[1] not in every_set:
+        name = key.split(":", 1)[1]
+        if name not in every_set:
             problems.append(f"{Path(ALLOWED_FILE).name}: unread {key} is set by no manifest")
+        if any(_matches(name, read) for read in every_read):
+            problems.append(f"{Path(ALLOWED_FILE).name}: unread {key} is read by the code now")
     return problems

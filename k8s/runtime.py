@@ -8,6 +8,7 @@ supplies), data directories to temporary ones, the listening address to a free l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -156,31 +157,47 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def local_command(args: list[str], ports: dict[int, int]) -> list[str]:
-    """The container's args with python tools run from this interpreter and each listening port mapped locally."""
-    out = list(args)
+# What an image runs when its container gives no args: the tier image is the reference tier node here (as in dev).
+IMAGE_COMMANDS = {"percolate": ["python", "-m", "tiernode"], "percolate-tiernode": ["python", "-m", "tiernode"]}
+
+
+def image_name(container: Obj) -> str:
+    return str(container.get("image")).rsplit("/", 1)[-1].split("@")[0].split(":")[0]
+
+
+def local_command(container: Obj, ports: dict[int, int]) -> list[str]:
+    """The container's command with python tools run from this interpreter and each listening port mapped locally."""
+    out = list(container.get("command") or []) + list(container.get("args") or [])
+    out = out or list(IMAGE_COMMANDS[image_name(container)])
     if out and out[0] in ("gunicorn", "celery", "uvicorn"):
         out = [sys.executable, "-m", *out]
     elif out and out[0] == "python":
         out[0] = sys.executable
     for i, arg in enumerate(out):
-        for container, local in ports.items():
-            if arg == f"0.0.0.0:{container}":
+        for listening, local in ports.items():
+            if arg == f"0.0.0.0:{listening}":
                 out[i] = f"127.0.0.1:{local}"
-            elif arg == str(container) and i and out[i - 1] == "--port":
+            elif arg == str(listening) and i and out[i - 1] == "--port":
                 out[i] = str(local)
         if arg == "0.0.0.0" and i and out[i - 1] == "--host":  # noqa: S104 (replacing it)
             out[i] = "127.0.0.1"
     return out
 
 
-def local_env(env: dict[str, str], tmp: Path, secrets: dict[str, str]) -> dict[str, str]:
-    """Secret files into tmp/secrets (values from `secrets`), container paths (/data, /tmp/...) into tmp."""
+def local_env(
+    env: dict[str, str], tmp: Path, secrets: dict[str, str], ports: dict[int, int] | None = None
+) -> dict[str, str]:
+    """Secret files into tmp/secrets (values from `secrets`), container paths (/data, /tmp/...) into tmp, listening
+    ports (`*PORT` variables naming a container port) onto the local ones, all interfaces onto 127.0.0.1."""
     secret_dir = tmp / "secrets"
     secret_dir.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, value in env.items():
-        if value.startswith(SECRETS_MOUNT + "/"):
+        if name.endswith("PORT") and value.isdigit() and int(value) in (ports or {}):
+            value = str((ports or {})[int(value)])
+        elif name == "HOST" and value == "0.0.0.0":  # noqa: S104 (replacing it)
+            value = "127.0.0.1"
+        elif value.startswith(SECRETS_MOUNT + "/"):
             key = value.rsplit("/", 1)[1]
             (secret_dir / key).write_text(secrets.get(key, ""))
             value = str(secret_dir / key)
@@ -213,11 +230,10 @@ def run_local(command: list[str], env: dict[str, str], port: int, timeout: float
         yield
     finally:
         proc.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.kill()  # only if it is still running: Popen knows it has exited
+        proc.wait()
 
 
 def check_monitor_targets(objs: list[Obj]) -> list[str]:

@@ -14,7 +14,7 @@ import inspect
 from gateway import __main__ as gateway_main
 from gateway.discovery import Discovery
 from k8s.checks import Obj, object_id
-from k8s.runtime import container_env, containers
+from k8s.runtime import container_env, containers, image_name
 from tiernode import __main__ as node_main
 from tiernode.app import REPORT_DRAIN_SECONDS
 from tiernode.config import NodeConfig
@@ -43,7 +43,7 @@ def check_shutdown_budget(objs: list[Obj]) -> list[str]:
         if obj.get("kind") != "Deployment":
             continue
         for c in containers(obj):
-            image = str(c.get("image")).rsplit("/", 1)[-1].split(":")[0]
+            image = image_name(c)
             grace = float(obj["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30))
             pre = pre_stop_seconds(c)
             where = f"{object_id(obj)} container {c['name']}"

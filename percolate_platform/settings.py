@@ -11,7 +11,7 @@ from typing import Any
 
 import environ
 
-from archival.beat import CELERY_BEAT_SCHEDULE as ARCHIVAL_BEAT_SCHEDULE
+from archival.beat import archival_beat_schedule
 from backups.beat import backup_beat_schedule
 from billing.beat import CELERY_BEAT_SCHEDULE as BILLING_BEAT_SCHEDULE
 from moves.beat import CELERY_BEAT_SCHEDULE as MOVES_BEAT_SCHEDULE
@@ -224,6 +224,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = env.str("CELERY_BEAT_SCHEDULE_FILENAME", default
 # zstd worker threads for archives (-1: one per core; about 55 MB more memory, about 1.5x the throughput).
 ARCHIVE_ZSTD_THREADS = env.int("ARCHIVE_ZSTD_THREADS", default=-1)
 ARCHIVE_EVICT_TIMEOUT_SECONDS = env.float("ARCHIVE_EVICT_TIMEOUT_SECONDS", default=10.0)
+# The archive drill (beat): how often, and how many archives each run opens and checks in full.
+ARCHIVE_DRILL_EVERY_DAYS = env.int("ARCHIVE_DRILL_EVERY_DAYS", default=7)
+ARCHIVE_DRILL_SAMPLE = env.int("ARCHIVE_DRILL_SAMPLE", default=20)
+# Archive objects superseded by a newer completed archive, and tenants deleted this long ago, are deleted (daily).
+ARCHIVE_RETENTION_DAYS = env.int("ARCHIVE_RETENTION_DAYS", default=30)
 # Platform backups (docs/runbooks/platform-restore.md): where pg_dump/pg_restore are (empty: PATH), how long backups
 # are kept (and how many at least), and the scratch database the weekly restore drill recreates and drops.
 PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
@@ -239,7 +244,7 @@ BACKUP_IN_BEAT = env.bool("BACKUP_IN_BEAT", default="postgresql" in DATABASES["d
 TENANT_METRICS_SCRAPE_SECONDS = env.float("TENANT_METRICS_SCRAPE_SECONDS", default=60.0)
 TENANT_METRICS_RETENTION_HOURS = env.int("TENANT_METRICS_RETENTION_HOURS", default=48)
 CELERY_BEAT_SCHEDULE = {
-    **ARCHIVAL_BEAT_SCHEDULE,
+    **archival_beat_schedule(drill_every_days=ARCHIVE_DRILL_EVERY_DAYS),
     **BILLING_BEAT_SCHEDULE,
     **MOVES_BEAT_SCHEDULE,
     **backup_beat_schedule(enabled=BACKUP_IN_BEAT),
@@ -332,6 +337,8 @@ if STRIPE_DUNNING_ACTION not in ("downgrade", "suspend"):
     raise environ.ImproperlyConfigured("STRIPE_DUNNING_ACTION must be 'downgrade' or 'suspend'")
 STRIPE_EVENT_MAX_ATTEMPTS = env.int("STRIPE_EVENT_MAX_ATTEMPTS", default=10)
 STRIPE_EVENT_STUCK_SECONDS = env.int("STRIPE_EVENT_STUCK_SECONDS", default=300)
+# After a move was refused because another one runs, ask again this many seconds later (billing.follow_tier).
+STRIPE_TIER_FOLLOW_SECONDS = env.int("STRIPE_TIER_FOLLOW_SECONDS", default=30)
 
 TIER_POLICY = load_tier_policy(env.json("TIER_POLICY_JSON", default={}))
 ARCHIVE_COLD_AFTER_DAYS = env.int("ARCHIVE_COLD_AFTER_DAYS", default=60)

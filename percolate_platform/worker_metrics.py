@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from archival import metrics as archival_metrics
 from archival.selectors import job_counts
 from backups import metrics as backup_metrics
 from billing.metrics import billing_metrics
@@ -44,6 +45,7 @@ class PlatformCollector(Collector):
         yield from billing_metrics()
         yield from backup_metrics.collect()
         yield from move_metrics.collect()
+        yield from archival_metrics.collect()
         yield self._queue_lengths()
 
     def _queue_lengths(self) -> GaugeMetricFamily:

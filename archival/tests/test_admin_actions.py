@@ -37,5 +37,5 @@ def test_archive_now_and_restore_from_the_tenant_changelist(
 
 
 def test_beat_schedule_names_the_sweep() -> None:
-    entry = beat.CELERY_BEAT_SCHEDULE["archival-archive-cold-tenants"]
+    entry = beat.archival_beat_schedule(drill_every_days=7)["archival-archive-cold-tenants"]
     assert entry["task"] == "archival.archive_cold_tenants"

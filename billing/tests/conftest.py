@@ -27,6 +27,10 @@ def stripe_settings(settings: Any) -> Any:
     settings.STRIPE_FREE_TIER = "C"
     settings.STRIPE_DUNNING_ACTION = "downgrade"
     settings.STRIPE_DUNNING_GRACE_HOURS = 72.0
+    # No tier pods unless a test starts real ones (test_tier_moves): the moves billing asks for then roll back at
+    # once, whatever other processes listen on the default local pod ports.
+    settings.GATEWAY_TIER_PODS = {"A": [], "B": [], "C": []}
+    settings.GATEWAY_TIER_DNS = {"A": "", "B": "", "C": ""}
     return settings
 
 

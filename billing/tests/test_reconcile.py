@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from billing.models import BillingEvent, StripeReconciliation, Subscription
+from billing.subscriptions import desired_tier
 from billing.tests.conftest import Customer, deliver
 from billing.tests.helpers import asked_tier
 from billing.tests.stripe_server import API_KEY, FakeStripe, fake_stripe
@@ -107,7 +108,8 @@ def test_sync_repairs_subscriptions_that_differ(client: Client, stripe_api: Fake
     assert f"repaired {drifted.sub}" in out
     sub = Subscription.objects.get(stripe_subscription_id=drifted.sub)
     assert (sub.status, sub.stripe_price_id) == ("canceled", "price_tier_a")
-    assert asked_tier(Tenant.objects.get(email=drifted.email)) == "C"
+    drifted_tenant = Tenant.objects.get(email=drifted.email)
+    assert desired_tier(drifted_tenant) == "C" and drifted_tenant.tier == "C"  # (its move to B rolled back: no pods)
     assert asked_tier(Tenant.objects.get(email=kept.email)) == "B"
     assert "0 repaired" in run("stripe_sync_subscriptions")
 

@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from billing.subscriptions import desired_tier
 from billing.tests.helpers import asked_tier
 from tenants.models import Tenant
 
@@ -25,9 +26,9 @@ def test_checkout_then_subscription_change(live_server: Any) -> None:
     tenant = Tenant.objects.get(email="demo@example.com")
     assert tenant.tier == "C"
     send(live_server, "subscription", "--email", "demo@example.com", "--tier", "A")
-    assert asked_tier(tenant) == "A"
+    assert (asked_tier(tenant), desired_tier(tenant)) == ("A", "A")
     send(live_server, "cancel", "--email", "demo@example.com", "--tier", "A")
-    assert asked_tier(tenant) == "C"
+    assert desired_tier(tenant) == "C"  # (the move to A rolled back here: this test runs no tier pods)
 
 
 def test_refusals_and_failures_are_one_line(live_server: Any, settings: Any) -> None:

@@ -35,6 +35,8 @@ def platform_secrets() -> Callable[..., dict[str, str]]:
             "PLATFORM_SERVICE_TOKEN": SERVICE_TOKEN,
             "S3_ACCESS_KEY_ID": "percolate",
             "S3_SECRET_ACCESS_KEY": "percolate",
+            "STRIPE_SECRET_KEY": "sk_test_" + secrets.token_hex(12),
+            "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(16),
         }
 
     return make

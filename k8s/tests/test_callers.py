@@ -40,7 +40,7 @@ def web(prod: list[checks.Obj], tmp_path: Path, transactional_db: None, platform
     container = runtime.containers(dep)[0]
     ports = {int(p["containerPort"]): runtime.free_port() for p in container["ports"]}
     env = runtime.local_env(runtime.container_env(prod, container), tmp_path, platform_secrets())
-    command = runtime.local_command(container["args"], ports)
+    command = runtime.local_command(container, ports)
     with runtime.run_local(command, env, ports[8000]):
         yield dep, ports
 
@@ -86,3 +86,28 @@ def test_monitors_select_a_served_port_of_some_workload() -> None:
     for env in checks.OVERLAYS:
         objs = checks.rendered_overlay(env)
         assert runtime.check_monitor_targets(objs) == [], env
+
+
+@pytest.mark.parametrize("tier", ["a", "c"])
+def test_every_caller_of_a_tier_pod_is_answered(
+    prod: list[checks.Obj], tmp_path: Path, platform_secrets: Any, tier: str
+) -> None:
+    """kubelet's probes and Prometheus's scrape of a prod tier pod, run as the reference tier node."""
+    dep = checks.find(prod, "Deployment", f"tier-{tier}")
+    container = runtime.containers(dep)[0]
+    ports = {int(p["containerPort"]): runtime.free_port() for p in container["ports"]}
+    env = runtime.container_env(prod, container, secrets=platform_secrets())
+    env = runtime.local_env(env, tmp_path, platform_secrets(), ports)
+    calls = runtime.probe_calls(container) + runtime.monitor_calls(prod, dep)
+    assert {c.caller for c in calls} >= {
+        "kubelet livenessProbe",
+        "kubelet readinessProbe",
+        "PodMonitor/percolate/tier-nodes",
+    }
+    problems = []
+    with runtime.run_local(runtime.local_command(container, ports), env, ports[8001]):
+        for c in calls:
+            status, _, body = call(ports[c.port], "GET", c.path, {**c.headers, "Host": c.host})
+            if status != 200:
+                problems.append(f"{c.caller}: GET {c.path} (Host {c.host}) answered {status} {body[:80]!r}")
+    assert not problems, "\n".join(problems)

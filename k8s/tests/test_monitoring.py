@@ -48,6 +48,8 @@ def test_every_alert_has_a_firing_and_a_quiet_test_case():
         "PercolateCeleryQueueBacklog",
         "PercolatePlatformBackupMissing",
         "PercolateRestoreDrillMissing",
+        "PercolateArchiveDrillFailed",
+        "PercolateArchiveDrillMissing",
     }
     fires: set[str] = set()
     quiet: set[str] = set()

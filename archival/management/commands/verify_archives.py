@@ -1,14 +1,12 @@
-"""Restore drill: open archives into a scratch directory and compare digests, never touching live data."""
+"""Archive drill: open archives into a scratch directory and check them in full, never touching live data."""
 
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
-from tqdm import tqdm
 
-from archival import services
-from archival.selectors import completed_archives
+from archival.drills import run_drill
+from archival.models import ArchivalJob
 from tenants.commands import PlatformCommand
-from tenants.errors import PlatformError
 
 
 class Command(PlatformCommand):
@@ -18,16 +16,13 @@ class Command(PlatformCommand):
         parser.add_argument("--sample", type=int, default=None, help="check N random archives instead of all")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        jobs = list(completed_archives(sample=opts["sample"]))
-        failures = []
-        for job in tqdm(jobs, desc="verifying archives", unit="archive", file=self.stderr._out, disable=not jobs):
-            try:
-                got = services.verify_archive(job=job)
-            except PlatformError as exc:
-                failures.append(job)
-                self.stdout.write(f"FAIL {job.tenant_id} {job.s3_key}: {exc.message}")
+        def report(job: ArchivalJob, error: str | None) -> None:
+            if error is None:
+                self.stdout.write(f"ok   {job.tenant_id} {job.s3_key}")
             else:
-                self.stdout.write(f"ok   {job.tenant_id} {job.s3_key}: {got.entry_count} entries")
-        self.stdout.write(f"{len(jobs) - len(failures)}/{len(jobs)} archives verified")
-        if failures:
-            raise CommandError(f"{len(failures)} archive(s) failed verification")
+                self.stdout.write(f"FAIL {job.tenant_id} {job.s3_key}: {error}")
+
+        drill = run_drill(sample=opts["sample"], report=report)
+        self.stdout.write(f"{drill.checked - drill.failed}/{drill.checked} archives verified")
+        if drill.failed:
+            raise CommandError(f"{drill.failed} archive(s) failed verification")

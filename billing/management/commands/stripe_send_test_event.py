@@ -66,7 +66,9 @@ class Command(PlatformCommand):
         event = build(options["kind"], normalize_email(options["email"]), options["tier"], int(time.time()))
         body = shapes.body(event)
         header = shapes.signature_header(body, settings.STRIPE_WEBHOOK_SECRETS[0])
-        request = urllib.request.Request(  # noqa: S310 (an http(s) URL the operator gives)
+        if not options["url"].startswith(("http://", "https://")):
+            raise CommandError(f"--url must be an http(s) URL, not {options['url']!r}")
+        request = urllib.request.Request(  # noqa: S310 (http(s) only, checked above)
             options["url"], data=body, headers={"Content-Type": "application/json", "Stripe-Signature": header}
         )
         try:
