@@ -76,6 +76,8 @@ def main() -> int:
             node_env = local_node_env(
                 tier=args.tier, data_root=data_root, port=public, internal_port=port,
                 PLATFORM_URL=f"http://127.0.0.1:{web_port}", PERCOLATE_DRAIN_SECONDS="600",
+                S3_ACCESS_KEY_ID=os.environ.get("S3_ACCESS_KEY_ID", "percolate"),  # the platform's local defaults
+                S3_SECRET_ACCESS_KEY=os.environ.get("S3_SECRET_ACCESS_KEY", "percolate"),
             )  # fmt: skip
             node = subprocess.Popen([sys.executable, "-m", "tiernode"], env=node_env)
             try:
