@@ -45,6 +45,16 @@ def main() -> int:
     from tiernode.loadtime import _call, build_tenant, local_node_env
 
     call_command("migrate", verbosity=0)
+    import boto3
+
+    bucket = f"bench-drain-{uuid.uuid4().hex[:10]}"  # the node's blobs, in a bucket of this run's own
+    boto3.client(
+        "s3",
+        endpoint_url=os.environ["S3_ENDPOINT_URL"],
+        aws_access_key_id=os.environ.get("S3_ACCESS_KEY_ID", "percolate"),
+        aws_secret_access_key=os.environ.get("S3_SECRET_ACCESS_KEY", "percolate"),
+        region_name="us-east-1",
+    ).create_bucket(Bucket=bucket)
     hot = DEFAULT_TIER_POLICY[args.tier].max_hot_per_pod
     work = Path(tempfile.mkdtemp(prefix="bench-drain-"))
     web_port = free_port()
@@ -76,6 +86,9 @@ def main() -> int:
             node_env = local_node_env(
                 tier=args.tier, data_root=data_root, port=public, internal_port=port,
                 PLATFORM_URL=f"http://127.0.0.1:{web_port}", PERCOLATE_DRAIN_SECONDS="600",
+                S3_ACCESS_KEY_ID=os.environ.get("S3_ACCESS_KEY_ID", "percolate"),  # the platform's local defaults
+                S3_SECRET_ACCESS_KEY=os.environ.get("S3_SECRET_ACCESS_KEY", "percolate"),
+                S3_BUCKET=bucket,
             )  # fmt: skip
             node = subprocess.Popen([sys.executable, "-m", "tiernode"], env=node_env)
             try:

@@ -44,12 +44,18 @@ def test_the_gateway_waits_for_migrations(prod: list[checks.Obj], tmp_path: Path
         conn.execute(f'CREATE DATABASE "{empty}"')
     try:
         command, env = _gate_command(prod, tmp_path, database_url(empty), platform_secrets)
-        proc = subprocess.Popen(command, cwd=checks.REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(8)
-        still_waiting = proc.poll() is None
-        proc.kill()
-        out, _ = proc.communicate()
-        assert still_waiting and b"waiting for migrations" in out
+        log = tmp_path / "gate.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(command, cwd=checks.REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 60
+            while b"waiting for migrations" not in log.read_bytes() and proc.poll() is None:
+                assert time.monotonic() < deadline, log.read_text()[-2000:]
+                time.sleep(0.2)
+            time.sleep(1)
+            still_waiting = proc.poll() is None  # it said so, and it did not go on to start the gateway
+            proc.kill()
+            proc.wait()
+        assert still_waiting and b"waiting for migrations" in log.read_bytes(), log.read_text()[-2000:]
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)')
