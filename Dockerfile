@@ -48,7 +48,7 @@ COPY --chown=root:root backups ./backups
 # Compile bytecode and collect the admin's static files at build time: the root filesystem is read-only at run time.
 RUN python -m compileall -q /app \
  && DJANGO_DEBUG=false DJANGO_SECRET_KEY=build-only PLATFORM_MASTER_KEY=$(python -c "print('0'*64)") \
-    PLATFORM_SERVICE_TOKEN=build-only-build-only python manage.py collectstatic --noinput -v0
+    PLATFORM_SERVICE_TOKEN=build-only-build-only STRIPE_WEBHOOK_SECRETS=build-only python manage.py collectstatic --noinput -v0
 USER 10001:10001
 EXPOSE 8000 8080
 CMD ["gunicorn", "percolate_platform.wsgi", "--bind", "0.0.0.0:8000", "--worker-tmp-dir", "/tmp"]

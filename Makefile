@@ -11,7 +11,7 @@ TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 	S3_ENDPOINT_URL=$${TEST_S3_ENDPOINT_URL:-http://127.0.0.1:8333} \
 	CELERY_TASK_ALWAYS_EAGER=true
 
-.PHONY: run test lint services clean
+.PHONY: run demo test lint services clean
 
 $(VENV)/.runtime: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,6 +27,10 @@ run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap_local
 	$(VENV)/bin/honcho start -f Procfile
+
+# Against a running `make run` (in another terminal): the whole story, step by step, then a summary table.
+demo: $(VENV)/.runtime
+	$(PY) -m demo
 
 services: $(VENV)/.dev
 	scripts/services.sh

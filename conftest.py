@@ -49,7 +49,9 @@ def superuser(db: None) -> User:
 def staff_user(db: None) -> User:
     """Staff with every tenants/billing/archival permission: the API's normal caller."""
     user = User.objects.create_user("staff", "staff@example.com", "staff-password-123", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["tenants", "billing", "archival"]))
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label__in=["tenants", "billing", "archival", "moves"])
+    )
     return user
 
 
@@ -98,3 +100,11 @@ def admin_client_root(superuser: User) -> Client:
     client = Client(REMOTE_ADDR="198.51.100.20")
     client.force_login(superuser)
     return client
+
+
+@pytest.fixture
+def browser(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Headless Chromium (Debian's) driven through chromedriver; see percolate_platform/tests/browser.py."""
+    from percolate_platform.tests.browser import chromium
+
+    yield from chromium(tmp_path, monkeypatch)

@@ -24,6 +24,7 @@ from django.utils import timezone
 from archival import objectstore, rocks, sealed, tarball
 from archival.models import ArchivalJob, JobStatus, JobType
 from archival.selectors import active_job
+from moves.selectors import active_move
 from tenants.audit import Actor, audit_write
 from tenants.errors import Conflict, NotFound, PlatformError
 from tenants.models import Tenant, TenantState
@@ -116,6 +117,12 @@ def create_job(
             raise Conflict(
                 f"tenant {tenant.id} already has an active {running.job_type} job {running.id} "
                 f"({running.status}); wait for it to finish"
+            )
+        moving = active_move(tenant.id)
+        if moving is not None:
+            raise Conflict(
+                f"tenant {tenant.id} is moving to tier {moving.to_tier} (move {moving.id}); "
+                f"{job_type} it once the move has finished"
             )
         if state.state not in allowed:
             verb = "archived" if job_type == JobType.ARCHIVE else "restored"

@@ -14,7 +14,8 @@ machine falls on both alike; each figure is the median over the rounds:
 - the admin tenant changelist, unfiltered, filtered `?tier__exact=A` and searched `?q=<email prefix of an existing
   tenant>` (server time through Django's test client, logged in as a superuser; median of several requests after a
   warm-up);
-- the cold-tenant sweep `list(cold_tenants_idle(idle_days=60, limit=500))`.
+- the cold-tenant sweep `list(cold_tenants_idle(idle_days=60, limit=500))`;
+- the staff overview page `/admin/overview/` (its snapshot computed afresh each request, not cached).
 
 It prints every figure at both sizes with the ratio large/small and the seeding rate of the big seed; the last line is
 one JSON object (`seed_rate_per_s`, `ratio_*`, and the raw figures). Targets: every ratio <= 2, seeding >= 20,000/s.
@@ -48,6 +49,7 @@ FIGURES = [
     ("changelist_tier_ms", "admin changelist ?tier__exact=A (ms)", "ratio_changelist_tier"),
     ("changelist_search_ms", "admin changelist ?q=<email prefix> (ms)", "ratio_changelist_search"),
     ("cold_selector_ms", "cold_tenants_idle(60, limit=500) (ms)", "ratio_cold_selector"),
+    ("overview_ms", "staff overview page /admin/overview/ (ms)", "ratio_overview"),
 ]
 
 
@@ -97,6 +99,7 @@ def setup_django(url: str) -> None:
     os.environ.setdefault("DATABASE_CONN_MAX_AGE", "86400")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "percolate_platform.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ["OVERVIEW_REFRESH_SECONDS"] = "0"  # no cached snapshot: every overview request runs its queries
     import django
     from django.conf import settings
 
@@ -239,6 +242,7 @@ def measure_once(target: "Target", search_prefix: str, *, explain: bool) -> dict
         ("changelist_ms", "/admin/tenants/tenant/"),
         ("changelist_tier_ms", "/admin/tenants/tenant/?tier__exact=A"),
         ("changelist_search_ms", f"/admin/tenants/tenant/?q={search_prefix}"),
+        ("overview_ms", "/admin/overview/"),
     ]:
         seconds, queries = measure_request(target.client, path, explain=explain)
         figures[key] = _ms(seconds)

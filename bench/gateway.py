@@ -5,7 +5,8 @@ gateway) and the gateway (authenticated tenants, tier routing, Redis rate limits
 path is what is measured) both front it. wrk sends `POST /v1/chat/completions` with a small JSON body to each at 100
 and 1,000 connections. Then 1,000 SSE streams (tier B, `"stream": true`) are held through the gateway for 60 s (one
 event a second each). Last, the overload run (bench.gateway_overload): twice the gateway's c100 throughput offered
-for 10 s, paced, while 1,000 streams stay open.
+for 10 s, paced, while 1,000 streams stay open. Beside each proxy's throughput, the CPU its processes spent per
+request: on a shared machine throughput falls with what the neighbours take, the CPU a request costs much less.
 The last line is one JSON object. Targets: ratio_rps_c100 >= 0.3; zero stream errors and < 300 MB for the streams;
 under overload a bounded admitted p99, no 5xx but 503, no stream event lost.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from bench.gateway_overload import CHAT_BODY, overload_with_streams
 from bench.gateway_streams import hold_streams
-from bench.procs import free_port, peak_rss_mb, start, stop, wait_http
+from bench.procs import free_port, peak_rss_mb, start, stop, tree_cpu_seconds, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_URL = os.environ.get("BENCH_GATEWAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/percolate_bench_gateway")
@@ -45,9 +46,10 @@ http {{
   }}
 }}
 """
-# The upstream echoes X-Bench-Sent (the overload run's send time; absent, nothing is added).
+# The upstream echoes the overload run's send time (sent as Idempotency-Key, echoed as X-Ratelimit-Bench-Sent: the
+# gateway forwards only allow-listed headers, these names cross each way; absent, nothing is added).
 UPSTREAM_BODY = (
-    "location / { default_type application/json; add_header X-Bench-Sent $http_x_bench_sent; "
+    "location / { default_type application/json; add_header X-Ratelimit-Bench-Sent $http_idempotency_key; "
     "return 200 '{\"ok\":true}'; }"
 )
 PROXY_BODY = (
@@ -163,8 +165,8 @@ def wrk(port: int, connections: int, seconds: int, script: str) -> dict[str, flo
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    total = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
     if non2xx:  # throughput counts answered requests only: a quick 503 must not pass for capacity
-        total = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
         rps *= (total - int(non2xx.group(1))) / max(1, total)
 
     def pct(p: str) -> float:
@@ -180,7 +182,19 @@ def wrk(port: int, connections: int, seconds: int, script: str) -> dict[str, flo
         "p99_ms": pct("99"),
         "errors": errors,
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "requests": total,
     }
+
+
+def wrk_with_cpu(
+    port: int, connections: int, seconds: int, script: str, proc: subprocess.Popen[bytes] | None
+) -> dict[str, float]:
+    """wrk against `port`, adding the CPU microseconds per request spent by `proc`'s process tree (the proxy)."""
+    before = tree_cpu_seconds(proc.pid) if proc else 0.0
+    result = wrk(port, connections, seconds, script)
+    if proc:
+        result["cpu_us_per_request"] = (tree_cpu_seconds(proc.pid) - before) * 1e6 / max(1, result["requests"])
+    return result
 
 
 def start_gateway(port: int, workers: int, *, pods: dict[str, int]) -> subprocess.Popen[bytes]:
@@ -217,8 +231,14 @@ def main() -> None:
             wait_http(port, "/healthz" if port == gw else "/")
         wrk(gw, 50, 2, str(script))  # warm-up: connections, caches
         for connections in (100, 1000):
-            for name, port, lua in (("direct", up, static), ("nginx", px, static), ("gateway", gw, script)):
-                results.setdefault(name, {})[f"c{connections}"] = wrk(port, connections, args.seconds, str(lua))
+            for name, port, lua, proc in (
+                ("direct", up, static, None),
+                ("nginx", px, static, procs[1]),
+                ("gateway", gw, script, gateway),
+            ):
+                results.setdefault(name, {})[f"c{connections}"] = wrk_with_cpu(
+                    port, connections, args.seconds, str(lua), proc
+                )
         stream_up = free_port()
         sse = start([sys.executable, "-m", "bench.gateway_streams", "--serve", str(stream_up)], cwd=ROOT)
         procs.append(sse)
@@ -254,6 +274,11 @@ def main() -> None:
             )
     ratio = {c: results["gateway"][c]["rps"] / results["nginx"][c]["rps"] for c in ("c100", "c1000")}
     print(f"gateway/nginx throughput: c100 {ratio['c100']:.2f}, c1000 {ratio['c1000']:.2f}")
+    cpu = {
+        name: {c: round(results[name][c]["cpu_us_per_request"], 1) for c in ("c100", "c1000")}
+        for name in ("nginx", "gateway")
+    }
+    print(f"CPU per request (us, the proxy's processes): nginx {cpu['nginx']}, gateway {cpu['gateway']}")
     print(
         f"{args.streams} SSE streams for {args.stream_seconds}s: {events} events, {stream_errors} errors, "
         f"gateway peak RSS {stream_peak:.0f} MB"
@@ -273,6 +298,7 @@ def main() -> None:
             {
                 "ratio_rps_c100": round(ratio["c100"], 3),
                 "ratio_rps_c1000": round(ratio["c1000"], 3),
+                "cpu_us_per_request": cpu,
                 "p99_ms": {name: {c: round(r["p99_ms"], 2) for c, r in runs.items()} for name, runs in results.items()},
                 "rps": {name: {c: round(r["rps"]) for c, r in runs.items()} for name, runs in results.items()},
                 "errors": {

@@ -3,9 +3,10 @@
 wrk is closed-loop (each connection sends its next request when the last is answered), so an overloaded server
 slows its own load down. Here wrk's `delay()` hands out send slots from a per-thread schedule (one every
 threads/rate seconds, read from the monotonic clock through LuaJIT's ffi), so the offered rate holds as long as some
-connection is free, whatever the latency. Each request carries its send time in `X-Bench-Sent`; the upstream echoes
-it and `response()` keeps the latency of the admitted (200) answers apart from the refused ones, whose 503 comes
-from the gateway itself. The script's `done()` prints one JSON line with the counts and the admitted latencies.
+connection is free, whatever the latency. Each request carries its send time in `Idempotency-Key` and the upstream
+echoes it in `X-Ratelimit-Bench-Sent` (names the gateway's header allow-lists forward, each way); `response()` keeps
+the latency of the admitted (200) answers apart from the refused ones, whose 503 comes from the gateway itself. The
+script's `done()` prints one JSON line with the counts and the admitted latencies.
 """
 
 import json
@@ -45,7 +46,7 @@ function init(args)
     local whole = wrk.format("POST", "/v1/chat/completions",
       {{["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}}, '{body}')
     local line_end = whole:find("\\r\\n", 1, true)
-    heads[i] = whole:sub(1, line_end + 1) .. "X-Bench-Sent: "
+    heads[i] = whole:sub(1, line_end + 1) .. "Idempotency-Key: "
     tails[i] = "\\r\\n" .. whole:sub(line_end + 2)
   end
 end
@@ -66,7 +67,7 @@ end
 
 function response(status, headers, _)
   statuses[status] = (statuses[status] or 0) + 1
-  local stamp = headers["x-bench-sent"] or headers["X-Bench-Sent"]
+  local stamp = headers["x-ratelimit-bench-sent"] or headers["X-Ratelimit-Bench-Sent"]
   if status == 200 and stamp then
     local bucket = math.floor((now_us() - tonumber(stamp)) / 100)  -- 0.1 ms buckets
     admitted[bucket] = (admitted[bucket] or 0) + 1

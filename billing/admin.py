@@ -1,13 +1,23 @@
-"""Billing admin: subscriptions and Stripe events, view-only (Stripe and the webhook handlers write them)."""
+"""Billing admin: subscriptions and Stripe events are view-only (Stripe and the webhook handlers write them); a
+stored event can be sent through processing again ("Process again")."""
 
+import json
 from typing import ClassVar
 
 from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
 
-from billing.models import BillingEvent, Subscription
-from tenants.admin_mixins import BigTableAdminMixin, ViewOnlyAdminMixin, indexed_values_filter, parse_uuid
+from billing.admin_actions import process_again
+from billing.models import BillingEvent, StripeReconciliation, Subscription
+from tenants.admin_mixins import (
+    ActionsOnlyAdminMixin,
+    BigTableAdminMixin,
+    ViewOnlyAdminMixin,
+    indexed_values_filter,
+    parse_uuid,
+)
 
 
 class StripeIdSearchMixin:
@@ -50,7 +60,7 @@ class SubscriptionAdmin(BigTableAdminMixin, StripeIdSearchMixin, ViewOnlyAdminMi
 
 
 @admin.register(BillingEvent)
-class BillingEventAdmin(BigTableAdminMixin, StripeIdSearchMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
+class BillingEventAdmin(BigTableAdminMixin, StripeIdSearchMixin, ActionsOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "event_type",
@@ -61,13 +71,30 @@ class BillingEventAdmin(BigTableAdminMixin, StripeIdSearchMixin, ViewOnlyAdminMi
         "currency",
         "attempts",
         "processed_at",
+        "last_error",
     )
     list_display_links = ("created_at", "event_type")
     ordering = ("-created_at", "-id")
     sortable_by = ("created_at",)
-    list_filter = ("processing_status", indexed_values_filter("event_type", "event type"))
+    list_filter = (
+        "processing_status",
+        indexed_values_filter("event_type", "event type"),
+        ("created_at", admin.DateFieldListFilter),  # idx_billing_events_created
+    )
     raw_id_fields = ("tenant",)
     stripe_id_field = "stripe_event_id"  # unique
     search_help_text = "Event or tenant id (UUID), or a Stripe event id (evt_…)."
-    # A "retry failed events" action belongs here once the webhook handlers exist (it must call their service).
+    actions = (process_again,)
+    exclude = ("payload", "metadata")
+    readonly_fields = ("payload_json",)
+
+    @admin.display(description="payload (as Stripe sent it)")
+    def payload_json(self, obj: BillingEvent) -> str:
+        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(obj.payload, indent=2))
+
+
+@admin.register(StripeReconciliation)
+class StripeReconciliationAdmin(ViewOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("started_at", "since", "until", "listed", "fed", "finished_at")
+    ordering = ("-started_at",)
     actions = None

@@ -74,6 +74,7 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
         )
         self.warm_ttl = settings.GATEWAY_ROUTE_TTL_SECONDS
         self.warmed: dict[uuid.UUID, tuple[int, float]] = {}
+        self.warm_generations: dict[uuid.UUID, int] = {}
         self.restore_fn: Callable[[uuid.UUID], str] = request_restore
         self._restores: dict[uuid.UUID, float] = {}
         self._restoring: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -100,6 +101,7 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
         return not (marked and marked[0] == route.generation and marked[1] > time.monotonic())
 
     def _mark_warm(self, tenant_id: uuid.UUID, generation: int, _pod: str) -> None:
+        generation = self.warm_generations.get(tenant_id, generation)
         self.warmed[tenant_id] = (generation, time.monotonic() + self.warm_ttl)
         if len(self.warmed) > 100_000:
             self.warmed.clear()
@@ -129,6 +131,7 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
     def reset(self) -> None:
         self.blobs.clear()
         self.warmed.clear()
+        self.warm_generations.clear()
 
     async def close(self) -> None:
         self.route_keeper.stop()

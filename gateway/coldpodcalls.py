@@ -25,6 +25,7 @@ log = logging.getLogger("gateway.coldpath")
 NOT_HOT_CODES = frozenset({"unknown_generation", "load_failed"})
 DELIVERY_ATTEMPTS = 5
 WARM_ATTEMPTS_FOR_DELIVERY = 3
+MOVE_POLL_SECONDS = 0.05  # how often a held request looks whether the tenant's tier move has ended
 
 
 class PodCalls:
@@ -34,15 +35,32 @@ class PodCalls:
     warmer: Warmer
     warm_timeout: float
     _delivery_locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock]
+    warm_generations: dict[uuid.UUID, int]
+
+    def generation_for(self, route: TenantRoute) -> int:
+        """The generation the tenant was last warmed at by this gateway: newer than the request's route when a tier
+        move bumped it while the request was held."""
+        return self.warm_generations.get(route.tenant_id, route.generation)
+
+    async def _settled_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:
+        """The tenant's route once no tier move holds it: while a move runs and the tenant is not yet hot on its
+        new tier, the request waits here (the warm's deadline bounds the wait), read fresh from the database."""
+        route = await self.gw.routes.get(tenant_id)
+        while route is not None and route.moving and route.state != "hot":
+            await asyncio.sleep(MOVE_POLL_SECONDS)
+            self.gw.routes.invalidate(tenant_id)
+            route = await self.gw.routes.get(tenant_id)
+        return route
 
     def _service_headers(self, request_id: str = "") -> list[tuple[bytes, bytes]]:
         headers = [(b"authorization", self.gw.service_authorization), (b"content-type", b"application/json")]
         return [*headers, (b"x-request-id", request_id.encode())] if request_id else headers
 
     async def _warm_pod(self, tenant_id: uuid.UUID, generation: int) -> str:
-        route = await self.gw.routes.get(tenant_id)
+        route = await self._settled_route(tenant_id)
         if route is None:
             raise WarmFailed(503, "warm_failed", "the tenant is gone")
+        generation = route.generation  # the one in force now: a tier move may have fenced the request's
         pods = self.gw.discovery.pods(route.tier)
         doc = json.dumps({"generation": generation}).encode()
         for _attempt in range(3):
@@ -64,6 +82,9 @@ class PodCalls:
             except (UpstreamError, TimeoutError) as exc:
                 raise WarmFailed(502, "warm_failed", f"the tier pod failed: {type(exc).__name__}") from exc
             if status == 200:
+                if len(self.warm_generations) > 100_000:
+                    self.warm_generations.clear()
+                self.warm_generations[tenant_id] = generation
                 return pod
             code = error_code_of(body)
             if code == "stale_generation":
@@ -104,7 +125,8 @@ class PodCalls:
         lock = self._delivery_locks.get(route.tenant_id)
         if lock is None:
             lock = self._delivery_locks[route.tenant_id] = asyncio.Lock()
-        doc = {"generation": route.generation, "request_id": request_id, "messages": messages, "reply": answer}
+        generation = self.generation_for(route)
+        doc = {"generation": generation, "request_id": request_id, "messages": messages, "reply": answer}
         body = json.dumps(doc).encode()
         address = self.gw.discovery.internal_address(pod)
         target = f"/internal/deliver/{route.tenant_id}".encode()

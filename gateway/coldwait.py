@@ -3,6 +3,7 @@
 import asyncio
 import functools
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway import coldanswer, metrics
@@ -19,10 +20,17 @@ if TYPE_CHECKING:
     from gateway.forwarding import PodRequest
 
 
+def with_generation(headers: list[tuple[bytes, bytes]], generation: int) -> list[tuple[bytes, bytes]]:
+    """The request's headers naming the generation the pod was warmed at (a tier move may have bumped it)."""
+    value = str(generation).encode()
+    return [(name, value) if name == b"x-percolate-generation" else (name, v) for name, v in headers]
+
+
 class WaitForWarm:
-    """Mixin of ColdPath (which sets `gw`)."""
+    """Mixin of ColdPath (which sets `gw` and `generation_for`)."""
 
     gw: "Gateway"
+    generation_for: Callable[[TenantRoute], int]
 
     async def _wait(
         self,
@@ -62,12 +70,13 @@ class WaitForWarm:
             return await refuse(send, exc.status, exc.code, exc.message, retry_after=exc.retry_after)
         finally:
             ready.cancel()
+        headers = with_generation(request.headers, self.generation_for(route))
         try:
             response = await self.gw.pool.request(
                 request.method,
                 pod,
                 request.target,
-                request.headers,
+                headers,
                 payload,
                 header_timeout=self.gw.timeouts.response_headers,
                 disconnected=functools.partial(wait_for_disconnect, receive),

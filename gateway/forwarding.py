@@ -127,6 +127,12 @@ class Forwarding:
         cold_eligible = whole and self.cold.enabled and is_chat(scope)
         if cold_eligible and self.cold.is_cold(route):
             return await self.cold.handle(receive, send, route, request, payload, started)
+        if route.moving and route.state != "hot":
+            # Only the cold path can hold a request through a tier move (it waits for the new tier); a request it
+            # cannot take (a streamed body, cold path off) must not load the tenant on a tier it is leaving.
+            return await self._refuse(
+                send, 503, "tenant_moving", "the workspace is moving tiers", [(b"retry-after", b"1")]
+            )
         pods = self.discovery.pods(route.tier)
         disconnected = functools.partial(wait_for_disconnect, receive)  # watched only while headers are slow
         for _attempt in range(3):

@@ -9,6 +9,9 @@ every problem found. Each problem is a string that starts with the object it is 
 - policy: hardening (non-root, read-only root filesystem, no capabilities, requests and limits, probes),
   NetworkPolicy isolation, tier figures against percolate_platform/tier_policy.py
 - monitoring: metric names used by dashboards, alerts and the adapter are in k8s/monitoring/exported-metrics.txt
+- deployability (#19): Argo CD waves and migration gates (waves.py), settings against manifests (envdrift.py),
+  monitors, shutdown budgets, scale-down and availability, the edge, data protection and Argo CD projects; the
+  suite also runs the web container as the cluster calls it (tests/test_callers.py) and checkov (test_checkov.py)
 """
 
 from __future__ import annotations
@@ -76,6 +79,16 @@ def promtool() -> str:
     if not found:
         raise CheckError("promtool not found: run scripts/install-promtool.sh (Debian package `prometheus`)")
     return found
+
+
+def checkov() -> str:
+    found = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
+    if found.exists():
+        return str(found)
+    on_path = shutil.which("checkov")
+    if not on_path:
+        raise CheckError("checkov not found: run scripts/install-checkov.sh (make test does)")
+    return on_path
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -667,10 +680,29 @@ def all_problems(objs: list[Obj]) -> list[str]:
     )
 
 
+def deployability_problems(env: str, objs: list[Obj]) -> list[str]:
+    """The checks of how the pieces meet at run time (#19), each in its own module (they import this one)."""
+    from k8s import capacity, edge, envdrift, protection, runtime, shutdown, waves
+
+    return (
+        waves.check_wave_dependencies(env)
+        + waves.check_migration_gate(env)
+        + envdrift.check_env_drift(objs)
+        + runtime.check_monitor_targets(objs)
+        + shutdown.check_shutdown_budget(objs)
+        + capacity.check_scale_down_rate(objs)
+        + capacity.check_availability(env, objs)
+        + edge.check_edge(objs)
+        + protection.check_data_protection(env, objs)
+        + protection.check_argo_projects(env)
+    )
+
+
 def main() -> int:
     failed = 0
     for env in OVERLAYS:
-        problems = all_problems(rendered_overlay(env))
+        objs = rendered_overlay(env)
+        problems = all_problems(objs) + deployability_problems(env, objs)
         for problem in problems:
             print(f"[{env}] {problem}")
         failed += len(problems)

@@ -13,6 +13,10 @@ import environ
 
 from archival.beat import archival_beat_schedule
 from backups.beat import backup_beat_schedule
+from billing.beat import CELERY_BEAT_SCHEDULE as BILLING_BEAT_SCHEDULE
+from moves.beat import CELERY_BEAT_SCHEDULE as MOVES_BEAT_SCHEDULE
+from overview.beat import overview_beat_schedule
+from percolate_platform.broker import filesystem_broker_options
 from percolate_platform.db_pool import configure_pool
 from percolate_platform.master_key import decode_previous_keys, load_master_key
 from percolate_platform.tier_policy import load_tier_policy
@@ -46,6 +50,8 @@ INSTALLED_APPS = [
     "archival",
     "gateway",
     "backups",
+    "overview",
+    "moves",
 ]
 
 MIDDLEWARE = [
@@ -116,6 +122,18 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Channels (the overview's WebSocket): channels-redis when Redis is configured, so a nudge reaches every ASGI process;
+# the in-memory layer of one process otherwise.
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The overview page polls its snapshot this often (one snapshot per interval however many pages are open); its
+# WebSocket is served by the ASGI process (`overview` in the Procfile) on this port of the page's host (0: the page's
+# own port, when one ASGI server serves both).
+OVERVIEW_REFRESH_SECONDS = env.float("OVERVIEW_REFRESH_SECONDS", default=1.0)
+OVERVIEW_WEBSOCKET_PORT = env.int("OVERVIEW_WEBSOCKET_PORT", default=0)
+
 # Object store: a local directory by default, S3 (django-storages + boto3) when S3_ENDPOINT_URL is set.
 S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")
 OBJECT_STORE_ROOT = Path(env.str("OBJECT_STORE_ROOT", default=str(VAR_DIR / "objects")))
@@ -166,11 +184,28 @@ STORAGES = {
 }
 
 TENANT_DATA_ROOT = Path(env.str("TENANT_DATA_ROOT", default=str(VAR_DIR / "tenant-data")))
+# Tier moves (moves/): each tier's data root as the platform's workers see it (unset: TENANT_DATA_ROOT, shared by all
+# tiers, and then a move copies nothing), and how long a move waits for a pod's evict or warm answer.
+TIER_DATA_ROOTS = {tier: env.str(f"TENANT_DATA_ROOT_{tier}", default="") for tier in ("A", "B", "C")}
+MOVE_EVICT_TIMEOUT_SECONDS = env.float("MOVE_EVICT_TIMEOUT_SECONDS", default=10.0)
+MOVE_WARM_TIMEOUT_SECONDS = env.float("MOVE_WARM_TIMEOUT_SECONDS", default=30.0)
+# An unfinished move untouched this long has lost its worker or its message: the beat sweep enqueues it again.
+MOVE_STALLED_AFTER_SECONDS = env.int("MOVE_STALLED_AFTER_SECONDS", default=300)
+# Mail to tenants (a completed tier move): the console locally, SMTP (EMAIL_HOST, ...) in production.
+_MAIL = "django.core.mail.backends"
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND", default=f"{_MAIL}.console.EmailBackend" if DEBUG else f"{_MAIL}.smtp.EmailBackend"
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Percolate <no-reply@percolate.local>")
 
-# Celery: Redis as broker when REDIS_URL is set, otherwise tasks run eagerly in-process.
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Celery: Redis as broker when REDIS_URL is set; otherwise kombu's filesystem transport under var/celery, so that the
+# embedded default runs a real worker and beat with no server (docs/decisions.md, "Background work locally"). Eager
+# mode (tasks run inside the caller) is only for tests that ask for it with CELERY_TASK_ALWAYS_EAGER=true.
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost/"
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -179,7 +214,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 # Longer than the longest archive: a message unacknowledged for this long is handed to another worker.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200)}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200)
+}
+if not REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(filesystem_broker_options(VAR_DIR / "celery"))
+# Where beat keeps its last-run times (a file; one beat process per deployment).
+CELERY_BEAT_SCHEDULE_FILENAME = env.str("CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule"))
 # zstd worker threads for archives (-1: one per core; about 55 MB more memory, about 1.5x the throughput).
 ARCHIVE_ZSTD_THREADS = env.int("ARCHIVE_ZSTD_THREADS", default=-1)
 ARCHIVE_EVICT_TIMEOUT_SECONDS = env.float("ARCHIVE_EVICT_TIMEOUT_SECONDS", default=10.0)
@@ -199,9 +240,15 @@ BACKUP_DRILL_DATABASE = env.str("BACKUP_DRILL_DATABASE", default="")
 # Locally beat takes the backups (on PostgreSQL; the SQLite default has nothing to pg_dump); in Kubernetes a CronJob
 # does (k8s/platform/backup-cronjob.yaml), so beat must not.
 BACKUP_IN_BEAT = env.bool("BACKUP_IN_BEAT", default="postgresql" in DATABASES["default"]["ENGINE"])
+# Per-tenant metrics: beat scrapes every tier pod's /metrics this often; rows older than the retention are pruned.
+TENANT_METRICS_SCRAPE_SECONDS = env.float("TENANT_METRICS_SCRAPE_SECONDS", default=60.0)
+TENANT_METRICS_RETENTION_HOURS = env.int("TENANT_METRICS_RETENTION_HOURS", default=48)
 CELERY_BEAT_SCHEDULE = {
     **archival_beat_schedule(drill_every_days=ARCHIVE_DRILL_EVERY_DAYS),
+    **BILLING_BEAT_SCHEDULE,
+    **MOVES_BEAT_SCHEDULE,
     **backup_beat_schedule(enabled=BACKUP_IN_BEAT),
+    **overview_beat_schedule(scrape_seconds=TENANT_METRICS_SCRAPE_SECONDS),
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -261,17 +308,51 @@ PLATFORM_MASTER_KEY = load_master_key(env.str("PLATFORM_MASTER_KEY", default="")
 # tenant key (and for opening platform backups sealed under them). Comma-separated, same encoding.
 PLATFORM_MASTER_KEY_PREVIOUS = decode_previous_keys(env.list("PLATFORM_MASTER_KEY_PREVIOUS", default=[]))
 
+# Billing (Stripe). Webhook secrets are a list so a rolled secret and its successor both verify during the roll;
+# with none the webhook refuses every delivery, and production refuses to start (fail closed).
+# STRIPE_WEBHOOK_SECRET (one or comma-separated, as Kubernetes mounts the sealed secret) adds to the list.
+STRIPE_WEBHOOK_SECRETS = [
+    s.strip()
+    for s in [*env.list("STRIPE_WEBHOOK_SECRETS", default=[]), *env.list("STRIPE_WEBHOOK_SECRET", default=[])]
+    if s.strip()
+]
+LOCAL_STRIPE_WEBHOOK_SECRET_FILE = VAR_DIR / "stripe-webhook-secret"
+if DEBUG and not STRIPE_WEBHOOK_SECRETS and LOCAL_STRIPE_WEBHOOK_SECRET_FILE.exists():
+    # `make run` only: bootstrap_local writes a random secret here (the webhook still refuses what it does not sign).
+    STRIPE_WEBHOOK_SECRETS = [LOCAL_STRIPE_WEBHOOK_SECRET_FILE.read_text().strip()]
+if not DEBUG and not STRIPE_WEBHOOK_SECRETS:
+    raise environ.ImproperlyConfigured("STRIPE_WEBHOOK_SECRETS must be set when DJANGO_DEBUG is false")
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=128 * 1024)
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default="2026-10-28.endive")  # the shapes stripe 16.1.0 pins
+# Stripe price id -> tier; locally three made-up prices so `manage.py stripe_send_test_event` works under `make run`.
+_LOCAL_PRICES = {"price_local_a": "A", "price_local_b": "B", "price_local_c": "C"}
+STRIPE_PRICE_TIERS: dict[str, str] = env.json("STRIPE_PRICE_TIERS", default=_LOCAL_PRICES if DEBUG else {})
+STRIPE_FREE_TIER = env.str("STRIPE_FREE_TIER", default="C")
+STRIPE_DUNNING_GRACE_HOURS = env.float("STRIPE_DUNNING_GRACE_HOURS", default=7 * 24.0)
+STRIPE_DUNNING_ACTION = env.str("STRIPE_DUNNING_ACTION", default="downgrade")  # or "suspend"
+if STRIPE_DUNNING_ACTION not in ("downgrade", "suspend"):
+    raise environ.ImproperlyConfigured("STRIPE_DUNNING_ACTION must be 'downgrade' or 'suspend'")
+STRIPE_EVENT_MAX_ATTEMPTS = env.int("STRIPE_EVENT_MAX_ATTEMPTS", default=10)
+STRIPE_EVENT_STUCK_SECONDS = env.int("STRIPE_EVENT_STUCK_SECONDS", default=300)
+# After a move was refused because another one runs, ask again this many seconds later (billing.follow_tier).
+STRIPE_TIER_FOLLOW_SECONDS = env.int("STRIPE_TIER_FOLLOW_SECONDS", default=30)
+
 TIER_POLICY = load_tier_policy(env.json("TIER_POLICY_JSON", default={}))
 ARCHIVE_COLD_AFTER_DAYS = env.int("ARCHIVE_COLD_AFTER_DAYS", default=60)
 
 # Gateway: tier pods (static list locally, headless Service DNS in Kubernetes), timeouts and limits. A pod listens
 # twice: client requests go to its public port, the gateway's own calls (warm, deliver) to its internal port; a
 # static entry is `host:port` or `host:port/internal_port` (the local nodes share one host).
+# The local nodes are the default only for a tier found by no DNS name: in the cluster a tier starts with no pods
+# until its headless Service resolves (so /readyz says "no tier pods" rather than routing to 127.0.0.1).
+GATEWAY_TIER_DNS = {tier: env.str(f"GATEWAY_DNS_{tier}", default="") for tier in ("A", "B", "C")}
 GATEWAY_TIER_PODS = {
-    tier: env.list(f"GATEWAY_PODS_{tier}", default=[f"127.0.0.1:{port}/{port + 100}"])
+    tier: env.list(f"GATEWAY_PODS_{tier}", default=[] if GATEWAY_TIER_DNS[tier] else [f"127.0.0.1:{port}/{port + 100}"])
     for tier, port in (("A", 8101), ("B", 8102), ("C", 8103))
 }
-GATEWAY_TIER_DNS = {tier: env.str(f"GATEWAY_DNS_{tier}", default="") for tier in ("A", "B", "C")}
 GATEWAY_POD_PORT = env.int("GATEWAY_POD_PORT", default=8000)
 GATEWAY_POD_INTERNAL_PORT = env.int("GATEWAY_POD_INTERNAL_PORT", default=8001)
 # With Redis, changes reach the gateway by pub/sub at once and the TTL is only a backstop; without it (the embedded
@@ -302,7 +383,7 @@ GATEWAY_BODY_MIN_BYTES_PER_SECOND = env.float("GATEWAY_BODY_MIN_BYTES_PER_SECOND
 # not yet answering, or, while the event loop runs later than GATEWAY_MAX_LOOP_LAG_SECONDS, the lagging bound.
 GATEWAY_MAX_IN_FLIGHT = env.int("GATEWAY_MAX_IN_FLIGHT", default=4096)
 GATEWAY_MAX_LOOP_LAG_SECONDS = env.float("GATEWAY_MAX_LOOP_LAG_SECONDS", default=0.1)
-GATEWAY_MAX_IN_FLIGHT_LAGGING = env.int("GATEWAY_MAX_IN_FLIGHT_LAGGING", default=256)
+GATEWAY_MAX_IN_FLIGHT_LAGGING = env.int("GATEWAY_MAX_IN_FLIGHT_LAGGING", default=1024)
 # Cold path: answer a cold tenant from its context blob while its pod warms (docs/decisions.md, "Cold start").
 GATEWAY_COLD_PATH_ENABLED = env.bool("GATEWAY_COLD_PATH_ENABLED", default=True)
 GATEWAY_BLOB_CACHE_BYTES = env.int("GATEWAY_BLOB_CACHE_BYTES", default=64 * 1024 * 1024)
@@ -319,7 +400,10 @@ LOGGING = {
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # TLS ends at the load balancer and the ingress. In the cluster, kubelet (/healthz) and the tier pods (the internal
+    # API, through the web Service) call the pods over plain HTTP: a redirect to https:// on that port cannot work.
+    # The internal API is reachable only inside the namespace (NetworkPolicy web-ingress) and needs the service token.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/internal/"]
     SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

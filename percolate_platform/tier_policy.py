@@ -32,8 +32,8 @@ class TierPolicy:
 
 DEFAULT_TIER_POLICY: dict[str, TierPolicy] = {
     "A": TierPolicy("A", 8, 6, None, None, 2, 50, 600, 8),
-    "B": TierPolicy("B", 15, 12, 5 * 60, 60 * 60, 1, 100, 120, 4),
-    "C": TierPolicy("C", 25, 20, 60, 10 * 60, 1, 200, 30, 2),
+    "B": TierPolicy("B", 15, 12, 5 * 60, 60 * 60, 2, 100, 120, 4),
+    "C": TierPolicy("C", 25, 20, 60, 10 * 60, 2, 200, 30, 2),
 }
 
 

@@ -18,7 +18,9 @@ from prometheus_client.registry import Collector
 from archival import metrics as archival_metrics
 from archival.selectors import job_counts
 from backups import metrics as backup_metrics
+from billing.metrics import billing_metrics
 from billing.selectors import event_counts
+from moves import metrics as move_metrics
 
 log = logging.getLogger(__name__)
 QUEUES = ("celery",)
@@ -40,7 +42,9 @@ class PlatformCollector(Collector):
         for status, n in event_counts():
             events.add_metric([status], n)
         yield events
+        yield from billing_metrics()
         yield from backup_metrics.collect()
+        yield from move_metrics.collect()
         yield from archival_metrics.collect()
         yield self._queue_lengths()
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite talks to are up: PostgreSQL, Redis, SeaweedFS (S3), and the system Chromium
-# the admin browser test drives, and promtool for the monitoring rules. Starts what is installed but stopped; says exactly what to install when missing.
+# the admin browser test drives, promtool for the monitoring rules and checkov for the manifests. Starts what is installed but stopped; says exactly what to install when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VAR_DIR=${PERCOLATE_VAR_DIR:-$PWD/var}
@@ -61,6 +61,11 @@ ensure_promtool() {  # the k8s monitoring checks run `promtool check rules` and 
     fail "promtool is missing: apt-get install -y prometheus"
 }
 
-for service in "${@:-postgres redis seaweedfs chromium promtool}"; do
+ensure_checkov() {  # k8s/tests/test_checkov.py scans the rendered prod overlay (its own venv, .venv-checkov/)
+  "$(dirname "$0")/install-checkov.sh" >/dev/null 2>&1 ||
+    fail "checkov is missing: scripts/install-checkov.sh (pip install checkov into .venv-checkov/)"
+}
+
+for service in "${@:-postgres redis seaweedfs chromium promtool checkov}"; do
   for s in $service; do "ensure_$s"; done
 done

@@ -10,7 +10,7 @@
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -20,6 +20,8 @@ from django.utils.html import format_html_join
 
 from archival.admin_actions import archive_now, restore
 from billing.models import Subscription
+from moves.admin_actions import move_to_tier, tenant_moves_panel
+from moves.services import tenant_move
 from tenants.admin_mixins import (
     MAX_ACTION_ROWS,
     ActionsOnlyAdminMixin,
@@ -35,6 +37,7 @@ from tenants.audit import Actor
 from tenants.device_services import device_revoke
 from tenants.emails import normalize_email, normalize_email_prefix
 from tenants.errors import PlatformError
+from tenants.metric_charts import metrics_chart
 from tenants.models import AuditLog, Device, Tenant, TenantKey, TenantMetric, TenantState
 from tenants.services import tenant_delete, tenant_provision, tenant_reactivate, tenant_suspend
 
@@ -107,10 +110,19 @@ class TenantAdmin(BigTableAdminMixin, admin.ModelAdmin):
     list_filter = ("tier", "status", ("state__state", admin.ChoicesFieldListFilter))
     search_fields = ("email",)  # shows the search box; the lookups are in get_search_results
     search_help_text = "A tenant id (UUID), or the beginning of an email address."
-    actions = ("suspend_tenants", "reactivate_tenants", "mark_deleted", archive_now, restore)
+    actions = ("suspend_tenants", "reactivate_tenants", "mark_deleted", archive_now, restore, move_to_tier)
     inlines = (DeviceInline, SubscriptionInline)
     state_fields = ("state_name", "state_generation", "state_pod_id", "state_last_access_at")
-    readonly_fields = ("id", "status", "created_at", "updated_at", *state_fields, "related_links")
+    readonly_fields = (
+        "id",
+        "status",
+        "created_at",
+        "updated_at",
+        *state_fields,
+        "tier_moves",
+        "related_links",
+        "metrics_chart",
+    )
 
     # -- queries ---------------------------------------------------------------------------------------------
 
@@ -138,8 +150,14 @@ class TenantAdmin(BigTableAdminMixin, admin.ModelAdmin):
         return (
             (None, {"fields": ("id", "email", "tier", "security_mode", "status", "created_at", "updated_at")}),
             ("State", {"fields": self.state_fields}),
+            ("Tier moves", {"fields": ("tier_moves",)}),
             ("Related", {"fields": ("related_links",)}),
+            ("Metrics, last day (scraped from its pod while it is hot)", {"fields": ("metrics_chart",)}),
         )
+
+    @admin.display(description="Per-tenant metrics")
+    def metrics_chart(self, obj: Tenant) -> str:
+        return metrics_chart(tenant_id=obj.pk)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> Any:
         return () if obj is None else self.readonly_fields
@@ -157,8 +175,12 @@ class TenantAdmin(BigTableAdminMixin, admin.ModelAdmin):
         actor = Actor.from_request(request)
         if change:
             fields = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_FIELDS}
+            tier = fields.pop("tier", None)
             if fields:
                 tenant_update(tenant_id=obj.pk, actor=actor, **fields)
+            if tier is not None:  # a new tier is a move (evict, copy, switch, warm), run by its task
+                move = tenant_move(tenant_id=obj.pk, tier=tier, actor=actor, reason="tier changed on the tenant form")
+                self.message_user(request, f"Move to tier {tier} started ({move.status}).", messages.INFO)
             return
         tenant = tenant_provision(
             email=form.cleaned_data["email"],
@@ -201,6 +223,10 @@ class TenantAdmin(BigTableAdminMixin, admin.ModelAdmin):
         state = self._state(obj)
         return state.last_access_at if state else "-"
 
+    @admin.display(description="moves")
+    def tier_moves(self, obj: Tenant) -> str:
+        return tenant_moves_panel(obj.pk)
+
     @admin.display(description="history")
     def related_links(self, obj: Tenant) -> str:
         links = [
@@ -210,6 +236,7 @@ class TenantAdmin(BigTableAdminMixin, admin.ModelAdmin):
             ("tenants_tenantmetric_changelist", "metrics"),
             ("billing_billingevent_changelist", "billing events"),
             ("archival_archivaljob_changelist", "archival jobs"),
+            ("moves_move_changelist", "tier moves"),
         ]
         rows = []
         for name, label in links:

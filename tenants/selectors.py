@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, QuerySet
+from django.db.models import Count, FilteredRelation, Q, QuerySet
 from django.utils import timezone
 
 from tenants.emails import normalize_email_prefix
@@ -23,6 +23,7 @@ class TenantRoute:
     state: str
     generation: int
     pod_id: str | None
+    moving: bool = False  # a tier move is under way (moves app): the gateway holds the tenant's cold path
 
     @cached_property
     def key(self) -> str:
@@ -30,27 +31,42 @@ class TenantRoute:
         return str(self.tenant_id)
 
 
-_ROUTE_FIELDS = ("id", "tier", "status", "security_mode", "state__state", "state__generation", "state__pod_id")
+_ROUTE_FIELDS = (
+    "id",
+    "tier",
+    "status",
+    "security_mode",
+    "state__state",
+    "state__generation",
+    "state__pod_id",
+    "active_move__id",
+)
+
+
+def _routes() -> QuerySet[Tenant]:
+    """Tenants with their unfinished tier move, if any: at most one row each (the moves app's partial unique index
+    on unfinished moves), joined by the relation's name so that this app imports nothing from moves."""
+    return Tenant.objects.annotate(active_move=FilteredRelation("moves", condition=Q(moves__finished_at__isnull=True)))
 
 
 def tenant_route(*, tenant_id: uuid.UUID | str) -> TenantRoute | None:
     """Tier, status, state and generation for one tenant in one indexed query; None if unknown."""
     try:
-        row = Tenant.objects.filter(pk=tenant_id).values_list(*_ROUTE_FIELDS).first()
+        row = _routes().filter(pk=tenant_id).values_list(*_ROUTE_FIELDS).first()
     except (ValueError, TypeError, ValidationError):  # not a UUID at all
         return None
     if row is None:
         return None
-    tid, tier, status, mode, state, generation, pod_id = row
-    return TenantRoute(tid, tier, status, mode, state or State.COLD, generation or 1, pod_id)
+    tid, tier, status, mode, state, generation, pod_id, move_id = row
+    return TenantRoute(tid, tier, status, mode, state or State.COLD, generation or 1, pod_id, move_id is not None)
 
 
 def tenant_routes(*, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, TenantRoute]:
     """`tenant_route` for many tenants in one query (the gateway's refresh of routes it keeps); unknown ids absent."""
-    rows = Tenant.objects.filter(pk__in=tenant_ids).values_list(*_ROUTE_FIELDS)
+    rows = _routes().filter(pk__in=tenant_ids).values_list(*_ROUTE_FIELDS)
     return {
-        tid: TenantRoute(tid, tier, status, mode, state or State.COLD, generation or 1, pod_id)
-        for tid, tier, status, mode, state, generation, pod_id in rows
+        tid: TenantRoute(tid, tier, status, mode, state or State.COLD, generation or 1, pod_id, move_id is not None)
+        for tid, tier, status, mode, state, generation, pod_id, move_id in rows
     }
 
 

@@ -52,6 +52,7 @@ log = logging.getLogger("tiernode.app")
 _TENANT_ROUTE = re.compile(r"^/internal/(warm|evict)/([^/]+)$")
 _DELIVER_ROUTE = re.compile(r"^/internal/deliver/([^/]+)$")
 CHAT_PATH = "/v1/chat/completions"
+REPORT_DRAIN_SECONDS = 5.0  # at shutdown, after the tenants: time left to deliver their state reports
 
 Route = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -109,8 +110,8 @@ class NodeApp(InternalEndpoints, ChatEndpoint):
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
-        await self.manager.shutdown()
-        if not await self.reporter.drain(timeout=5.0):
+        await self.manager.shutdown(deadline=self.cfg.drain_seconds)
+        if not await self.reporter.drain(timeout=REPORT_DRAIN_SECONDS):
             log.warning("shutting down with %d state reports unsent", len(self.reporter.pending))
         await self.reporter.close()
 

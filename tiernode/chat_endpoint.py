@@ -44,6 +44,7 @@ class ChatEndpoint:
         prompt = req.last_user_message
         async with self.manager.lease(tenant_id, generation) as t:
             assert t.store is not None
+            t.requests += 1
             reply, seq = chat.store_exchange(t.store, prompt)
         cid, created = chat.completion_id(str(tenant_id), seq), int(time.time())
         extra = [

@@ -43,6 +43,7 @@ class NodeConfig:
     platform_timeout_seconds: float = 5.0
     recent_messages_in_blob: int = 50
     token_delay_seconds: float = 0.0
+    drain_seconds: float = 60.0  # at shutdown, context blobs not written by then are abandoned
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> NodeConfig:
@@ -86,6 +87,7 @@ class NodeConfig:
             platform_timeout_seconds=_float(env, "PERCOLATE_PLATFORM_TIMEOUT_SECONDS", 5.0),
             recent_messages_in_blob=_int(env, "PERCOLATE_BLOB_RECENT_MESSAGES", 50, minimum=1),
             token_delay_seconds=_float(env, "PERCOLATE_TOKEN_DELAY_MS", 0.0) / 1000.0,
+            drain_seconds=_float(env, "PERCOLATE_DRAIN_SECONDS", 60.0),
         )
         if cfg.port and cfg.port == cfg.internal_port:
             raise ConfigError("PORT and INTERNAL_PORT must differ: the internal API has a listener of its own")

@@ -74,6 +74,20 @@ def build_tenant(root: Path, tenant_id: uuid.UUID, megabytes: int) -> tuple[int,
     return n, size, time.perf_counter() - started
 
 
+def local_node_env(*, tier: str, data_root: Path, port: int, internal_port: int, **extra: str) -> dict[str, str]:
+    """The environment of a tier node run locally on 127.0.0.1 (this process's environment plus the node's own)."""
+    return {
+        **os.environ,
+        "PERCOLATE_TENANT_TIER": tier,
+        "TENANT_DATA_ROOT": str(data_root),
+        "PORT": str(port),
+        "INTERNAL_PORT": str(internal_port),
+        "HOST": "127.0.0.1",
+        "LOG_LEVEL": "warning",
+        **extra,
+    }
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,18 +120,10 @@ def main() -> int:
         print(f"built {mb:>4} MB tenant: {n} messages, {size / 2**20:.1f} MiB on disk, in {secs:.1f}s")
         tenants.append((mb, tid, size))
     port, public_port = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "PERCOLATE_TENANT_TIER": "A",
-        "TENANT_DATA_ROOT": str(data_root),
-        "OBJECT_STORE_ROOT": str(objects),
-        "PLATFORM_URL": "",
-        "PLATFORM_SERVICE_TOKEN": TOKEN,
-        "PORT": str(public_port),
-        "INTERNAL_PORT": str(port),
-        "HOST": "127.0.0.1",
-        "LOG_LEVEL": "warning",
-    }
+    env = local_node_env(
+        tier="A", data_root=data_root, port=public_port, internal_port=port,
+        OBJECT_STORE_ROOT=str(objects), PLATFORM_URL="", PLATFORM_SERVICE_TOKEN=TOKEN,
+    )  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "tiernode"], env=env)
     try:
         for _ in range(200):

@@ -21,6 +21,7 @@ slot first, evicting the least recently used tenant (or waiting, if every slot i
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from tiernode.manager_errors import Draining as Draining
@@ -37,6 +38,8 @@ from tiernode.tenant_record import HOT as HOT
 from tiernode.tenant_record import WARM as WARM
 from tiernode.tenant_record import Tenant as Tenant
 
+log = logging.getLogger(__name__)
+
 
 class TenantManager(Loading, IdleTimers):
     """The composed manager. Its parts: state and plumbing (``manager_state``), eviction and blob writing
@@ -48,12 +51,19 @@ class TenantManager(Loading, IdleTimers):
         now = self.clock()
         return [t.describe(now) for t in self.tenants.values()]
 
-    async def shutdown(self) -> None:
-        """Drain: refuse new loads, then flush, close and blob every tenant, and report them cold."""
+    async def shutdown(self, deadline: float | None = None) -> None:
+        """Drain: refuse new loads, then flush, close and blob every tenant, and report them cold. Past ``deadline``
+        seconds the context blobs still being written are abandoned (flush, close and report still happen)."""
         self.draining = True
         await self.settle()
-        await asyncio.gather(
-            *(self.retire(t, COLD, reason="shutdown") for t in list(self.tenants.values())), return_exceptions=True
-        )
+        retiring = [asyncio.ensure_future(self.retire(t, COLD, reason="shutdown")) for t in list(self.tenants.values())]
+        if retiring:
+            _, late = await asyncio.wait(retiring, timeout=deadline)
+            if late:
+                log.warning(
+                    "drain deadline of %s s passed: %d tenants go cold without a context blob", deadline, len(late)
+                )
+                self.drain_cut.set()
+            await asyncio.gather(*retiring, return_exceptions=True)
         await self.settle()
         self._disk.shutdown(wait=True)

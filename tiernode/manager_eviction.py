@@ -62,7 +62,7 @@ class Eviction(ManagerState):
                 self.metrics.transitions.labels(from_state, to_state).inc()
             blob = "current" if t.blob_current else "skipped: not written"
             if snapshot is not None and write_blob:
-                blob = await self._write_blob(t, snapshot)
+                blob = await self._write_blob_unless_cut(t, snapshot)
             t.key = None
             if report:
                 self._report(t.tenant_id, to_state, t.generation)
@@ -82,6 +82,25 @@ class Eviction(ManagerState):
             return None
         store = self.open_store(self.cfg.data_root, tenant_id)
         return self._snapshot_and_close(store)
+
+    async def _write_blob_unless_cut(self, t: Tenant, snapshot: dict[str, Any]) -> str:
+        """The context blob is a cache (the data is on the volume): a shutdown past its deadline abandons it, at any
+        step (key fetch, seal, upload; an S3 PUT is all or nothing), so the tenant is still reported."""
+        if self.drain_cut.is_set():
+            return "skipped: drain deadline"
+        writing = asyncio.ensure_future(self._write_blob(t, snapshot))
+        cut = asyncio.ensure_future(self.drain_cut.wait())
+        try:
+            await asyncio.wait({writing, cut}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cut.cancel()
+        if writing.done():
+            return writing.result()
+        writing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writing
+        self.metrics.context_blobs.labels(result="drain_deadline").inc()
+        return "skipped: drain deadline"
 
     async def _write_blob(self, t: Tenant, snapshot: dict[str, Any]) -> str:
         if self.object_store is None:

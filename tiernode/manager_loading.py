@@ -121,6 +121,7 @@ class Loading(HotSet):
             self._acquire(t, job.leases)  # the callers waiting for this load, in the step it completes
             job.leases = 0
             seconds = time.perf_counter() - started
+            t.load_seconds, t.requests = seconds, 0
             self.metrics.load_seconds.labels(source=source).observe(seconds)
             self.metrics.transitions.labels(source, HOT).inc()
             self._report(tenant_id, HOT, t.generation)

@@ -48,6 +48,7 @@ class ManagerState:
         self.hot: OrderedDict[uuid.UUID, Tenant] = OrderedDict()  # least recently used first
         self.opens = 0  # stores opened (for tests and diagnostics)
         self.draining = False
+        self.drain_cut = asyncio.Event()  # set when a shutdown passes its deadline: no more context blobs
         self._reserved = 0  # hot-set slots held by loads in progress
         self._room = asyncio.Condition()
         self._loading: dict[uuid.UUID, LoadJob] = {}
@@ -55,6 +56,7 @@ class ManagerState:
         self._background: set[asyncio.Task[Any]] = set()
         self._disk = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tenant-disk")
         metrics.bind_counts(lambda: self.hot_count, lambda: self.warm_count, self.max_hot)
+        metrics.bind_tenants(lambda: self.hot.values())
 
     # -- counts ------------------------------------------------------------------------------------------------
 

@@ -43,7 +43,10 @@ class PlatformClient:
         self.token = token
         self.pod_id = pod_id
         self.timeout = timeout
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="platform")
+        # State reports get threads of their own: a slow key endpoint must not hold them up (at shutdown the reports
+        # are what the platform needs, the keys only serve context blobs).
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="platform-keys")
+        self._report_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="platform-reports")
 
     @property
     def enabled(self) -> bool:
@@ -75,13 +78,15 @@ class PlatformClient:
         except ValueError as exc:
             raise PlatformUnavailable(f"{method} {path}: answer is not JSON") from exc
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, pool: ThreadPoolExecutor | None = None
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._request_sync, method, path, body)
+        return await loop.run_in_executor(pool or self._pool, self._request_sync, method, path, body)
 
     async def report_state(self, tenant_id: uuid.UUID, state: str, generation: int) -> dict[str, Any]:
         body = {"state": state, "generation": generation, "pod_id": self.pod_id}
-        return await self._request("POST", f"/api/internal/tenants/{tenant_id}/state", body)
+        return await self._request("POST", f"/api/internal/tenants/{tenant_id}/state", body, pool=self._report_pool)
 
     async def fetch_key(self, tenant_id: uuid.UUID, key_id: str | None = None) -> tuple[str, bytes]:
         query = f"?key_id={urllib.parse.quote(key_id)}" if key_id else ""
@@ -97,6 +102,7 @@ class PlatformClient:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._report_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _error_of(raw: bytes, status: int) -> tuple[str, str]:

@@ -34,6 +34,13 @@ class StoreError(Exception):
     pass
 
 
+MEMORY_PROPERTIES = (
+    "rocksdb.cur-size-all-mem-tables",
+    "rocksdb.estimate-table-readers-mem",
+    "rocksdb.block-cache-usage",
+)
+
+
 def tenant_path(data_root: Path, tenant_id: uuid.UUID) -> Path:
     return data_root / str(tenant_id)
 
@@ -81,6 +88,13 @@ class TenantStore:
     @property
     def closed(self) -> bool:
         return self._db is None
+
+    @property
+    def memory_bytes(self) -> int:
+        """RocksDB's own memory for this tenant: memtables, table readers and its block cache (0 when closed)."""
+        if self._db is None:
+            return 0
+        return sum(int(self._db.property_int_value(name) or 0) for name in MEMORY_PROPERTIES)
 
     @property
     def message_count(self) -> int:

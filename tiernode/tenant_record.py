@@ -24,6 +24,8 @@ class Tenant:
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     key: tuple[str, bytes] | None = None  # held only while the tenant is hot
     blob_current: bool = False  # the stored context blob reflects the data on disk
+    requests: int = 0  # chat requests served since the tenant was last loaded here (per-tenant /metrics)
+    load_seconds: float = 0.0  # how long its last load took
 
     def __post_init__(self) -> None:
         self.drained.set()

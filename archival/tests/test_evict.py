@@ -36,13 +36,14 @@ def _free_port() -> int:
 class TierNode:
     """A real tier node subprocess on the test's data root; no PLATFORM_URL, so it sends no reports."""
 
-    def __init__(self, data_root: Path, objects: Path) -> None:
+    def __init__(self, data_root: Path, objects: Path, *, tier: str = "B") -> None:
+        self.tier = tier
         self.port = _free_port()  # the internal listener: the pod's address in tenant state, where workers call
         self.public_port = _free_port()
         self.pod_id = f"127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("S3_") and k != "PLATFORM_URL"}
         env.update(
-            PERCOLATE_TENANT_TIER="B",
+            PERCOLATE_TENANT_TIER=tier,
             PORT=str(self.public_port),
             INTERNAL_PORT=str(self.port),
             HOST="127.0.0.1",

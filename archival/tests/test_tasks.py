@@ -3,19 +3,16 @@
 import os
 import signal
 import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from archival import objectstore, rocks, services, tasks
 from archival.models import ArchivalJob, JobStatus
 from archival.selectors import tenant_data_dir
 from archival.tests.conftest import S3_ENDPOINT
+from percolate_platform.tests import processes
 from tenants.audit import Actor
 from tenants.models import State, TenantState
 
@@ -57,33 +54,7 @@ def test_completed_job_task_is_a_no_op(db, fs_store, data_root, make_tenant, roc
 
 
 def _worker(queue: str, env: dict[str, str], log: Path) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "archival.tests.worker_app",
-        "worker",
-        "-Q",
-        queue,
-        "--pool=solo",
-        "--concurrency=1",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "-l",
-        "info",
-    ]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return processes.celery(processes.worker_args("-Q", queue), env, log, app="archival.tests.worker_app")
 
 
 @pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
@@ -94,21 +65,7 @@ def test_worker_sigkilled_mid_archive_then_second_worker_completes(
     tenant = make_tenant()
     before = rocks_tenant(tenant, 2000)
     job = services.archive_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
-    db_url = (
-        f"postgres://{connection.settings_dict['USER']}@{connection.settings_dict['HOST']}:"
-        f"{connection.settings_dict['PORT'] or 5432}/{connection.settings_dict['NAME']}"
-    )
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "REDIS_URL": os.environ["REDIS_URL"],
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "S3_ENDPOINT_URL": S3_ENDPOINT,
-        "S3_BUCKET": s3_store,
-        "TENANT_DATA_ROOT": str(data_root),
-        "PLATFORM_MASTER_KEY": settings.PLATFORM_MASTER_KEY.hex(),
-        "DATABASE_CONN_MAX_AGE": "0",
-    }
+    env = processes.child_env(S3_ENDPOINT_URL=S3_ENDPOINT, S3_BUCKET=s3_store, TENANT_DATA_ROOT=str(data_root))
     queue = f"archival-test-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "worker.log"
     first = _worker(queue, {**env, "ARCHIVAL_STEP_DELAY": "after_upload=60"}, log)
@@ -122,7 +79,9 @@ def test_worker_sigkilled_mid_archive_then_second_worker_completes(
             job.refresh_from_db()
             return (job.manifest or {}).get("stage") == "uploaded"
 
-        _wait(uploaded, 20, f"the first worker to upload (log: {log.read_text()[-2000:] if log.exists() else ''})")
+        processes.wait_for(
+            uploaded, 20, f"the first worker to upload (log: {log.read_text()[-2000:] if log.exists() else ''})"
+        )
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
         job.refresh_from_db()
@@ -135,7 +94,7 @@ def test_worker_sigkilled_mid_archive_then_second_worker_completes(
             job.refresh_from_db()
             return job.status == JobStatus.COMPLETED
 
-        _wait(completed, 25, f"the second worker to complete the job (log: {log.read_text()[-3000:]})")
+        processes.wait_for(completed, 25, f"the second worker to complete the job (log: {log.read_text()[-3000:]})")
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:

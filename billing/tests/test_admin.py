@@ -122,3 +122,77 @@ def test_billing_admins_use_the_estimating_paginator() -> None:
         assert model_admin.paginator is EstimatedCountPaginator
         assert model_admin.show_full_result_count is False
         assert model_admin.raw_id_fields == ("tenant",)
+
+
+# --- the webhook's events in the admin ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stored_events(settings: object) -> dict[str, BillingEvent]:
+    from billing.intake import event_store
+    from billing.tests.conftest import Customer
+
+    customer = Customer()
+    failed = customer.subscription("created", price="price_tier_b")  # before its checkout: waits, failed
+    rows = {}
+    for name, evt in (("checkout", customer.checkout()), ("failed", failed)):
+        rows[name], _ = event_store(event=evt)
+    BillingEvent.objects.filter(pk=rows["failed"].pk).update(processing_status="failed", attempts=10, last_error="x")
+    return rows
+
+
+def test_event_page_shows_the_payload(admin_client_root: Client, stored_events: dict[str, BillingEvent]) -> None:
+    row = stored_events["checkout"]
+    page = admin_client_root.get(url("billingevent", "change", row.pk)).content.decode()
+    assert "checkout.session.completed" in page
+    assert "&quot;customer_details&quot;" in page and row.stripe_event_id in page  # readable, escaped
+
+
+def test_event_list_filters_by_type_status_and_date(
+    admin_client_root: Client, stored_events: dict[str, BillingEvent]
+) -> None:
+    failed = stored_events["failed"]
+    assert listed(admin_client_root, "billingevent", processing_status__exact="failed") == [
+        BillingEvent.objects.get(pk=failed.pk)
+    ]
+    checkouts = listed(admin_client_root, "billingevent", event_type="checkout.session.completed")
+    assert checkouts == [BillingEvent.objects.get(pk=stored_events["checkout"].pk)]
+    today = {"created_at__gte": "2000-01-01 00:00:00+00:00", "created_at__lt": "2999-01-01 00:00:00+00:00"}
+    assert len(listed(admin_client_root, "billingevent", **today)) == 2
+    assert listed(admin_client_root, "billingevent", created_at__gte="2999-01-01 00:00:00+00:00") == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_process_again_runs_a_failed_event_past_the_limit(
+    admin_client_root: Client, stored_events: dict[str, BillingEvent], settings: object
+) -> None:
+    from billing.tests.conftest import PRICES
+
+    settings.STRIPE_PRICE_TIERS = PRICES  # type: ignore[attr-defined]
+    from billing.processing import event_process
+
+    event_process(event_id=stored_events["checkout"].pk)  # the customer exists now
+    failed = stored_events["failed"]
+    response = admin_client_root.post(
+        url("billingevent", "changelist"), {"action": "process_again", "_selected_action": [str(failed.pk)]}
+    )
+    assert response.status_code == 302
+    failed.refresh_from_db()
+    assert (failed.processing_status, failed.attempts) == ("processed", 11)
+
+
+def test_process_again_needs_the_change_permission(
+    stored_events: dict[str, BillingEvent], staff_without_permissions: User
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    viewer = staff_without_permissions
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_billingevent"))
+    client = Client()
+    client.force_login(viewer)
+    page = client.get(url("billingevent", "changelist"))
+    assert page.status_code == 200 and "process_again" not in page.content.decode()
+    failed = stored_events["failed"]
+    client.post(url("billingevent", "changelist"), {"action": "process_again", "_selected_action": [str(failed.pk)]})
+    failed.refresh_from_db()
+    assert failed.processing_status == "failed"

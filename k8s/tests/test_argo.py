@@ -8,7 +8,7 @@ import yaml
 from k8s import checks
 
 BOOTSTRAP = checks.ARGO_DIR / "bootstrap"
-WAVES = {"base": 0, "platform": 1, "tiers": 2, "gateway": 2, "monitoring": 3}
+WAVES = {"base": 0, "platform": 1, "tiers": 2, "gateway": 2, "monitoring": 1}
 
 
 def argo_objects(env):
@@ -41,9 +41,8 @@ def test_root_app_points_at_the_env_apps(env):
 def test_child_applications(env):
     objs = argo_objects(env)
     apps = {o["metadata"]["name"].removeprefix("percolate-"): o for o in objs if o["kind"] == "Application"}
-    project = checks.find(objs, "AppProject", "percolate")
+    project = checks.find(bootstrap_objects(), "AppProject", "percolate")
     assert set(apps) == set(checks.APP_PARTS)
-    assert int(project["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) < 0
     whitelist = {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]}
     cluster_whitelist = {(k["group"], k["kind"]) for k in project["spec"]["clusterResourceWhitelist"]}
     destinations = {d["namespace"] for d in project["spec"]["destinations"]}

@@ -1,13 +1,14 @@
 """Every overlay renders with `kubectl kustomize` and every object validates strictly (Kubernetes 1.30 and newest,
 CRDs against ../shared/schemas/crds); hardening and isolation policies hold; tier figures match tier_policy.py."""
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from k8s import checks
+from k8s import checks, references
 
 ENVS = checks.OVERLAYS
 
@@ -56,8 +57,8 @@ def test_tier_a_spike_figures_and_probes():
     objs = checks.rendered_overlay("prod")
     dep = checks.find(objs, "Deployment", "tier-a")
     c = dep["spec"]["template"]["spec"]["containers"][0]
-    assert c["resources"] == {
-        "requests": {"cpu": "1600m", "memory": "4Gi"},
+    assert c["resources"] == {  # Guaranteed QoS
+        "requests": {"cpu": "2000m", "memory": "5Gi"},
         "limits": {"cpu": "2000m", "memory": "5Gi"},
     }
     assert c["livenessProbe"]["httpGet"]["path"] == "/health"
@@ -77,7 +78,7 @@ def test_lower_tiers_get_smaller_pods():
         c = checks.find(objs, "Deployment", f"tier-{tier}")["spec"]["template"]["spec"]["containers"][0]
         return c["resources"]["requests"]["memory"], c["resources"]["limits"]["memory"]
 
-    assert [mem(t) for t in "abc"] == [("4Gi", "5Gi"), ("3Gi", "4Gi"), ("2Gi", "2560Mi")]
+    assert [mem(t) for t in "abc"] == [("5Gi", "5Gi"), ("3Gi", "4Gi"), ("2Gi", "2560Mi")]
 
 
 def test_tiers_have_services_headless_services_and_pdbs():
@@ -100,8 +101,8 @@ def test_platform_processes():
     assert [(p["port"], p["targetPort"]) for p in lb["spec"]["ports"]] == [(443, "http")]
     assert gw["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 8080
     assert checks.find(objs, "HorizontalPodAutoscaler", "gateway")["spec"]["minReplicas"] == 3
-    beat = checks.find(objs, "Deployment", "beat")
-    assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"] == {"type": "Recreate"}
+    beat = checks.find(objs, "StatefulSet", "beat")
+    assert beat["spec"]["replicas"] == 1 and beat["spec"]["podManagementPolicy"] == "OrderedReady"
     assert beat["spec"]["template"]["spec"]["containers"][0]["args"][:4] == [
         "celery",
         "-A",
@@ -156,7 +157,10 @@ def test_every_namespaced_object_has_a_namespace(env):
 def test_image_names_are_set_in_one_place_per_overlay():
     for env in ENVS:
         images = yaml.safe_load((checks.K8S_DIR / "overlays" / env / "images" / "kustomization.yaml").read_text())
-        allowed = {f"{i.get('newName', i['name'])}:{i['newTag']}" for i in images["images"]}
+        allowed = {
+            f"{i.get('newName', i['name'])}:{i['newTag']}" + (f"@{i['digest']}" if "digest" in i else "")
+            for i in images["images"]
+        }
         used = set()
         for obj in checks.rendered_overlay(env):
             spec = checks.pod_spec(obj)
@@ -269,3 +273,16 @@ def test_tier_pods_name_themselves_by_their_internal_address_and_the_gateway_kno
     gateway = checks.find(objs, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in gateway["env"]}
     assert env["GATEWAY_POD_PORT"] == "8000" and env["GATEWAY_POD_INTERNAL_PORT"] == "8001"
+
+
+def test_prod_pulls_every_image_by_digest():
+    """A tag can be moved under a running release; a digest cannot (checkov CKV_K8S_43)."""
+    for obj in checks.rendered_overlay("prod"):
+        for c in (checks.pod_spec(obj) or {}).get("containers", []) + (checks.pod_spec(obj) or {}).get(
+            "initContainers", []
+        ):
+            assert re.search(r"@sha256:[0-9a-f]{64}$", c["image"]), (checks.object_id(obj), c["image"])
+
+
+def test_every_path_the_manifests_and_runbooks_name_exists():
+    assert references.check_references() == []

@@ -98,7 +98,7 @@ def test_running_settings_have_a_32_byte_key() -> None:
 
 
 def _start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PLATFORM_", "DJANGO_", "TIER_POLICY"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PLATFORM_", "DJANGO_", "TIER_POLICY", "STRIPE_"))}
     base |= {"DJANGO_SETTINGS_MODULE": "percolate_platform.settings", "PERCOLATE_VAR_DIR": str(tmp_path / "var")}
     code = (
         "import django; django.setup(); from django.conf import settings as s; import json; "
@@ -115,7 +115,12 @@ def _start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-PRODUCTION = {"DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "s" * 50, "PLATFORM_SERVICE_TOKEN": "t" * 32}
+PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "s" * 50,
+    "PLATFORM_SERVICE_TOKEN": "t" * 32,
+    "STRIPE_WEBHOOK_SECRETS": "whsec_production_test",
+}
 
 
 def test_production_process_without_master_key_refuses_to_start(tmp_path: Path) -> None:
@@ -123,6 +128,38 @@ def test_production_process_without_master_key_refuses_to_start(tmp_path: Path) 
     assert result.returncode != 0
     assert "PLATFORM_MASTER_KEY" in result.stderr
     assert not (tmp_path / "var" / LOCAL_KEY_FILE).exists()
+
+
+def test_production_process_without_webhook_secret_refuses_to_start(tmp_path: Path) -> None:
+    """Fail closed: production never runs a Stripe webhook that cannot verify."""
+    env = {k: v for k, v in PRODUCTION.items() if k != "STRIPE_WEBHOOK_SECRETS"}
+    key = secrets.token_bytes(32).hex()
+    for extra in ({}, {"STRIPE_WEBHOOK_SECRETS": ""}, {"STRIPE_WEBHOOK_SECRETS": " , "}):
+        result = _start(tmp_path, **env, **extra, PLATFORM_MASTER_KEY=key)
+        assert result.returncode != 0
+        assert "STRIPE_WEBHOOK_SECRETS" in result.stderr
+
+
+def test_production_process_reads_webhook_secrets_from_the_mounted_file(tmp_path: Path) -> None:
+    """Kubernetes mounts the sealed STRIPE_WEBHOOK_SECRET; during a roll it holds both secrets, comma-separated."""
+    secret_file = tmp_path / "webhook-secret"
+    secret_file.write_text("whsec_new,whsec_old\n")
+    env = {k: v for k, v in PRODUCTION.items() if k != "STRIPE_WEBHOOK_SECRETS"}
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.STRIPE_WEBHOOK_SECRETS)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=BASE_DIR,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("PLATFORM_", "DJANGO_", "STRIPE_"))}
+        | {"DJANGO_SETTINGS_MODULE": "percolate_platform.settings", "PERCOLATE_VAR_DIR": str(tmp_path / "var")}
+        | env
+        | {"PLATFORM_MASTER_KEY": secrets.token_bytes(32).hex(), "STRIPE_WEBHOOK_SECRET_FILE": str(secret_file)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['whsec_new', 'whsec_old']"
 
 
 def test_production_process_with_master_key_starts(tmp_path: Path) -> None:
@@ -160,8 +197,8 @@ def test_production_process_without_service_token_refuses(tmp_path: Path) -> Non
 def test_default_policy_matches_the_design() -> None:
     a, b, c = (DEFAULT_TIER_POLICY[t] for t in TIERS)
     assert (a.max_hot_per_pod, a.hpa_target_hot_per_pod, a.min_pods, a.max_pods) == (8, 6, 2, 50)
-    assert (b.max_hot_per_pod, b.hpa_target_hot_per_pod, b.min_pods, b.max_pods) == (15, 12, 1, 100)
-    assert (c.max_hot_per_pod, c.hpa_target_hot_per_pod, c.min_pods, c.max_pods) == (25, 20, 1, 200)
+    assert (b.max_hot_per_pod, b.hpa_target_hot_per_pod, b.min_pods, b.max_pods) == (15, 12, 2, 100)
+    assert (c.max_hot_per_pod, c.hpa_target_hot_per_pod, c.min_pods, c.max_pods) == (25, 20, 2, 200)
     assert a.keep_warm and a.hot_to_warm_seconds is None and a.warm_to_cold_seconds is None
     assert (b.hot_to_warm_seconds, b.warm_to_cold_seconds) == (300, 3600)
     assert (c.hot_to_warm_seconds, c.warm_to_cold_seconds) == (60, 600)

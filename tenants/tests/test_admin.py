@@ -311,16 +311,19 @@ def test_change_form_edit_goes_through_service_with_audit(root_client: Client, t
     response = root_client.post(url("tenant", "change", tenant.pk), data)
     assert response.status_code == 302, response.content.decode()[:2000]
     tenant.refresh_from_db()
+    # The tier is not edited in place: a tier move is requested (moves app), and the task changes it.
     assert (tenant.email, tenant.tier, tenant.security_mode, tenant.status) == (
         "owner@example.com",
-        "A",
+        "B",
         "mobile_only",
         "active",
     )
     row = AuditLog.objects.get(tenant=tenant, action="tenant.updated")
     assert row.ip_address == ADMIN_IP
     assert row.actor == "user:root"
-    assert (row.metadata or {})["changes"] == {"tier": ["B", "A"], "security_mode": ["node_based", "mobile_only"]}
+    assert (row.metadata or {})["changes"] == {"security_mode": ["node_based", "mobile_only"]}
+    move = tenant.moves.get()
+    assert (move.from_tier, move.to_tier, move.requested_by, move.status) == ("B", "A", "user:root", "pending")
 
 
 def test_change_form_without_changes_writes_no_audit(root_client: Client, tenant: Tenant) -> None:

@@ -4,11 +4,7 @@ Drives Debian's /usr/bin/chromium through /usr/bin/chromedriver (`scripts/servic
 missing browser is a failure, not a skip: this test is the proof that the admin works for a person.
 """
 
-import os
-import shutil
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -16,50 +12,14 @@ from pytest_django.live_server_helper import LiveServer
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from accounts.models import User
+from percolate_platform.tests.browser import TIMEOUT
 from tenants.audit import Actor
 from tenants.models import AuditLog, Tenant, TenantStatus
 from tenants.services import tenant_provision
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("CHROMIUM_BINARY") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PASSWORD = "browser-password-123"
-TIMEOUT = 45  # generous: CI shares two cores with the rest of the suite
-
-
-@pytest.fixture
-def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebDriver]:
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            pytest.fail(
-                f"{path} is missing: install Debian's chromium and chromium-driver (scripts/services.sh chromium)"
-            )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    monkeypatch.setenv("SE_OFFLINE", "true")  # never let Selenium Manager download a browser or driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(TIMEOUT)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_admin_login_search_suspend_and_audit_row(browser: WebDriver, live_server: LiveServer) -> None:

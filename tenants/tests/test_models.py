@@ -200,7 +200,7 @@ def subscription(tenant: Tenant, **extra: Any) -> Subscription:
     return Subscription.objects.create(tenant=tenant, **data)
 
 
-@pytest.mark.parametrize("field,value", [("status", "paused"), ("status", "ACTIVE"), ("tier", "D"), ("tier", "")])
+@pytest.mark.parametrize("field,value", [("status", "suspended"), ("status", "ACTIVE"), ("tier", "D"), ("tier", "")])
 def test_subscription_checks(row: Tenant, field: str, value: str) -> None:
     assert_rejected(lambda: subscription(row, **{field: value}))
     sub = subscription(row)

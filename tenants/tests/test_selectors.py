@@ -107,3 +107,18 @@ def test_tenant_counts(make_tenant: Callable[..., Tenant], actor: object) -> Non
     counts = tenant_counts()
     assert counts["status"] == [("A", "active", 1), ("A", "suspended", 1), ("C", "active", 1)]
     assert counts["state"] == [("A", "cold", 2), ("C", "cold", 1)]
+
+
+def test_a_tenant_with_an_unfinished_tier_move_is_routed_as_moving(
+    make_tenant: Callable[..., Tenant], actor: object, django_assert_num_queries: Callable[..., object]
+) -> None:
+    from moves.services import tenant_move
+
+    moving, still = make_tenant(tier="B"), make_tenant(tier="B")
+    tenant_move(tenant_id=moving.id, tier="A", actor=actor, enqueue=False)  # type: ignore[arg-type]
+    tenant_move(tenant_id=still.id, tier="B", actor=actor)  # type: ignore[arg-type]  # a finished no-op
+    with django_assert_num_queries(1):  # type: ignore[attr-defined]
+        route = tenant_route(tenant_id=moving.id)
+    assert route is not None and route.moving
+    routes = tenant_routes(tenant_ids=[moving.id, still.id])
+    assert (routes[moving.id].moving, routes[still.id].moving) == (True, False)

@@ -13,6 +13,7 @@ import inspect
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -211,6 +212,7 @@ class FakePlatform:
     keys: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     mobile_only: set[str] = field(default_factory=set)
     stale: set[str] = field(default_factory=set)
+    key_delay: float = 0.0  # seconds each key answer takes (a slow platform)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
@@ -246,6 +248,7 @@ class FakePlatform:
         if what == "key" and method == "GET":
             with self.lock:
                 self.key_requests += 1
+            time.sleep(self.key_delay)
             if tenant_id in self.mobile_only:
                 return 409, {"error": {"code": "conflict", "message": "mobile_only"}}
             key_id, key = self.key_for(tenant_id)

@@ -283,3 +283,32 @@ async def test_hot_count_in_metrics_matches_manager(make_node) -> None:
         assert 'percolate_tenant_evictions_total{reason="requested"} 1.0' in text
         assert 'percolate_tenant_load_seconds_count{source="cold"} 5.0' in text
         assert 'percolate_tenant_state_transitions_total{from="hot",to="warm"} 2.0' in text
+
+
+async def test_per_tenant_series_cover_the_hot_tenants_only(make_node) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    app = make_node(PERCOLATE_MAX_HOT_TENANTS="2")
+    async with running(app) as client:
+        first, second, third = (uuid.uuid4() for _ in range(3))
+        await client.warm(first, 1)
+        for _ in range(3):
+            assert (await client.chat(first, "hello", generation=1)).status == 200
+        await client.warm(second, 1)
+        await client.warm(third, 1)  # the hot set holds two: `first` (least recently used) goes warm
+        await app.manager.settle()
+        assert (await client.chat(third, "hi", generation=1)).status == 200
+
+        text = (await client.request("GET", "/metrics", auth=False)).body.decode()
+        samples = {
+            (s.name, s.labels.get("tenant_id")): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if "tenant_id" in s.labels
+        }
+        assert {tenant for _, tenant in samples} == {str(second), str(third)}
+        assert samples[("percolate_tenant_requests_total", str(third))] == 1
+        assert samples[("percolate_tenant_requests_total", str(second))] == 0
+        assert samples[("percolate_tenant_messages", str(third))] == 2  # the question and the answer
+        assert samples[("percolate_tenant_memory_bytes", str(third))] > 0
+        assert samples[("percolate_tenant_last_load_seconds", str(third))] > 0

@@ -11,7 +11,7 @@ import pytest
 
 from tiernode.blob import context_key, open_context
 from tiernode.store import TenantStore
-from tiernode.tests.conftest import AsgiClient, running, sample
+from tiernode.tests.conftest import AsgiClient, eventually, running, sample
 
 
 async def test_lru_evicts_least_recently_used_and_keeps_the_bound(make_node) -> None:
@@ -253,6 +253,32 @@ async def test_shutdown_flushes_and_releases_every_tenant(make_node, platform) -
     assert 'percolate_tenant_evictions_total{reason="shutdown"} 3.0' in app.metrics.render().decode()
     late = await AsgiClient(app).chat(tids[0], "late")
     assert late.status == 503 and late.json()["error"]["code"] == "draining" and late.headers["retry-after"] == "1"
+
+
+async def test_shutdown_past_its_deadline_abandons_blobs_but_reports_every_tenant(make_node, platform) -> None:
+    """A slow platform (each key answer 1.5 s) cannot hold a pod past its drain deadline: the blobs still waiting
+    are abandoned, every store is flushed and closed, and every tenant is reported cold."""
+    platform.key_delay = 1.5
+    app = make_node(PLATFORM_URL=platform.url, PERCOLATE_DRAIN_SECONDS="0.3", PERCOLATE_PLATFORM_TIMEOUT_SECONDS="5")
+    tids = [uuid.uuid4() for _ in range(6)]
+    await app.startup()
+    client = AsgiClient(app)
+    for tid in tids:
+        assert (await client.chat(tid, "remember this", generation=2)).status == 200
+    await eventually(lambda: all(t.key is not None for t in app.manager.tenants.values()), timeout=10)
+    for t in app.manager.tenants.values():
+        t.key = None  # each blob has to ask for its key again, slowly
+    started = time.monotonic()
+    await app.shutdown()
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.2, elapsed  # not 2 rounds of 1.5 s key answers on the client's 4 key threads
+    assert app.manager.tenants == {}
+    for tid in tids:
+        assert platform.reports_for(tid)[-1] == ("cold", 2)
+        reopened = TenantStore(app.cfg.data_root, tid)
+        assert "remember this" in [m["content"] for m in reopened.recent_messages(2)]
+        reopened.close()
+    assert sample(app, "percolate_context_blob_writes_total", result="drain_deadline") == 6
 
 
 async def test_a_store_that_will_not_open_is_a_503_and_nothing_is_held(make_node) -> None:

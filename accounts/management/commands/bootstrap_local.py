@@ -31,3 +31,12 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Admin: http://127.0.0.1:8000/admin/  user {USERNAME}  password {password}")
         )
+        secret_file = Path(settings.LOCAL_STRIPE_WEBHOOK_SECRET_FILE)
+        if not secret_file.exists():
+            secret_file.parent.mkdir(parents=True, exist_ok=True)
+            secret_file.write_text(f"whsec_local_{secrets.token_hex(16)}")
+            secret_file.chmod(0o600)
+        self.stdout.write(
+            "Stripe webhook: http://127.0.0.1:8000/billing/stripe/webhook/ signed with the secret in "
+            f"{secret_file} (try: manage.py stripe_send_test_event checkout --email you@example.com)"
+        )

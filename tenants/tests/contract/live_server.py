@@ -65,6 +65,7 @@ def production_server() -> Iterator[LiveServer]:
         "PLATFORM_MASTER_KEY": settings.PLATFORM_MASTER_KEY.hex(),
         "PLATFORM_SERVICE_TOKEN": SERVICE_TOKEN,
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "STRIPE_WEBHOOK_SECRETS": "whsec_contract_" + secrets.token_hex(8),
     }
     command = [sys.executable, "-m", "gunicorn", "percolate_platform.wsgi", "--bind", f"127.0.0.1:{port}"]
     command += ["--workers", "2", "--worker-tmp-dir", "/tmp", "--forwarded-allow-ips", "*"]

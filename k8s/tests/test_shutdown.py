@@ -1,0 +1,19 @@
+"""Tier pods keep accepting until the gateways stop routing to them, and their grace period covers the bounded
+drain; the gateway's covers its stream drain (k8s/shutdown.py)."""
+
+import pytest
+
+from k8s import checks, shutdown
+
+
+@pytest.mark.parametrize("env", checks.OVERLAYS)
+def test_shutdown_budgets_hold(env: str) -> None:
+    assert shutdown.check_shutdown_budget(checks.rendered_overlay(env)) == []
+
+
+def test_a_grace_period_shorter_than_the_drain_is_reported() -> None:
+    objs = checks.rendered_overlay("prod")
+    dep = checks.find(objs, "Deployment", "tier-c")
+    dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 60
+    problems = shutdown.check_shutdown_budget([dep, *[o for o in objs if o["kind"] == "ConfigMap"]])
+    assert len(problems) == 1 and "terminationGracePeriodSeconds 60 < preStop 15" in problems[0]

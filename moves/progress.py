@@ -1,0 +1,46 @@
+"""Bookkeeping the steps share: recording the step reached, the crash-injection hook and delay, the audit row."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+from moves.models import Move
+from tenants.audit import Actor, audit_write
+
+log = logging.getLogger("moves")
+MOVE_ACTOR = Actor.system("task:tier-move")
+
+
+def record_step(move: Move, step: str, **fields: object) -> None:
+    """Persist the step reached (and any fields) before the next step starts."""
+    move.step = step
+    for name, value in fields.items():
+        setattr(move, name, value)
+    move.save(update_fields=["step", "detail", "updated_at", *fields.keys()])
+
+
+def pause_at(step: str, move: Move) -> None:
+    """Tests inject crashes here (``moves.services.STEP_HOOK``); ``MOVE_STEP_DELAY="step=seconds"`` slows a worker
+    there for kill tests and for watching a move in progress."""
+    hook = getattr(sys.modules.get("moves.services"), "STEP_HOOK", None)
+    if hook is not None:
+        hook(step, move)
+    for item in filter(None, os.environ.get("MOVE_STEP_DELAY", "").split(",")):
+        where, _, seconds = item.partition("=")
+        if where == step:
+            log.warning("tier move: sleeping %ss after step %s (MOVE_STEP_DELAY)", seconds, step)
+            time.sleep(float(seconds))
+
+
+def audit_move(move: Move, action: str, actor: Actor = MOVE_ACTOR, **metadata: object) -> None:
+    audit_write(
+        actor=actor,
+        action=action,
+        tenant=move.tenant,
+        resource_type="tier_move",
+        resource_id=move.id,
+        metadata={"from": move.from_tier, "to": move.to_tier, **metadata},
+    )
