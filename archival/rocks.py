@@ -106,12 +106,11 @@ class DigestProcess:
     seconds, and in a process of its own it no longer stalls the archive's tar, sealing and upload threads."""
 
     def __init__(self, path: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PROJECT, os.environ.get("PYTHONPATH")]))}
         self._proc = subprocess.Popen(  # noqa: S603 (our interpreter, our module, a path we made)
-            [sys.executable, "-m", "archival.rocks", str(path)],
+            [sys.executable, "-m", "archival.rocks", str(Path(path).resolve())],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env,
+            cwd=_PROJECT,  # `-m` finds archival from the working directory
         )
 
     def result(self) -> RocksDigest:

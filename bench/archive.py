@@ -8,8 +8,10 @@ verification (size + SHA-256), the steps of archival.archive minus the database 
 archival.restore does by default: read object -> authenticate/decrypt -> zstd -> safe untar, files fsynced as they
 land -> seal id against the manifest -> RocksDB opens (``--verify`` also times the full check: every key and value).
 The rounds alternate which side goes first; each side runs in a child process whose peak RSS (the whole process
-tree) is its own. Figures are medians; the last line is one JSON object with the ratios (project / CLI throughput),
-the per-round ratios and the load average. The working directory defaults to var/ (created if missing).
+tree) is its own; the project's time is measured in the child from the start of the work (a worker has the
+interpreter and the imports loaded already), the CLI's is the whole command. Figures are medians; the last line is
+one JSON object with the ratios (project / CLI throughput), the per-round ratios and the load average. The working
+directory defaults to var/ (created if missing).
 """
 
 from __future__ import annotations

@@ -23,18 +23,11 @@ from archival.models import ArchivalJob, JobStatus
 from archival.selectors import tenant_data_dir
 from archival.tests.conftest import S3_ENDPOINT, s3_storage_config
 from archival.tests.test_services import ACTOR, archive, state_of
+from archival.tests.test_tarball import _info as _member
 from tenants.keys import tenant_data_key
 from tenants.models import State
 
 BIG = 12 << 20  # more than the pipe, the prefetch and the sealed chunks in flight: the producer is mid-stream
-
-
-def _member(name: str, kind: bytes = tarfile.REGTYPE, **extra: object) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    for key, value in extra.items():
-        setattr(info, key, value)
-    return info
 
 
 def _tar(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
