@@ -203,9 +203,10 @@ def test_make_run_then_make_demo_passes_every_step(platform) -> None:  # type: i
     assert totals[0] == 0 and totals[-1] == 4  # three tiers and the Stripe checkout
     assert max(snap["tenants"]["rows"]["all"]["hot"] for snap in seen) >= 2
     completed = [snap["archival"]["counts"]["completed"] for snap in seen]
-    assert completed[0] == 0 and 1 in completed  # the archive done, the restore not yet
+    # The archive and the restore may finish within one refresh interval of each other, so an intermediate 1 is not
+    # guaranteed to be pushed; what is: the count starts at 0, never goes back, and ends at both jobs done.
+    assert completed[0] == 0 and completed == sorted(completed) and completed[-1] == 2, completed
     assert seen[-1]["tenants"]["rows"]["C"]["archived"] == 0  # restored on its next chat
-    assert seen[-1]["archival"]["counts"]["completed"] == 2
     assert seen[-1]["moves"]["counts"]["completed"] >= 3  # the checkout's C -> B, the upgrade, the downgrade
     pods = {pod["pod"]: (pod["tier"], pod["capacity"]) for snap in seen for pod in snap["pods"]}
     assert pods.get(f"127.0.0.1:{ports[8201]}") == ("A", 8)  # the node reports its pod; capacity from the policy
