@@ -23,6 +23,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from percolate_platform.pod_credentials import proxy_credential
@@ -42,6 +43,7 @@ from tiernode.asgi_http import (
 from tiernode.blob import ObjectStore, object_store_from_config
 from tiernode.chat_endpoint import ChatEndpoint
 from tiernode.config import NodeConfig
+from tiernode.deletion_cost import SERVICE_ACCOUNT_DIR, DeletionCostWriter
 from tiernode.internal_endpoints import InternalEndpoints
 from tiernode.manager import ManagerError, TenantManager
 from tiernode.metrics import NodeMetrics
@@ -67,6 +69,7 @@ class NodeApp(InternalEndpoints, ChatEndpoint):
         clock: Callable[[], float] = time.monotonic,
         object_store: ObjectStore | None = None,
         run_sweeper: bool = True,
+        service_account_dir: Path = SERVICE_ACCOUNT_DIR,
     ) -> None:
         self.cfg = cfg
         self.metrics = NodeMetrics(tier=cfg.tier, pod_id=cfg.pod_id)
@@ -88,6 +91,13 @@ class NodeApp(InternalEndpoints, ChatEndpoint):
             key_fetcher=self.platform.fetch_key if self.platform.enabled else None,
             clock=clock,
         )
+        # In a cluster: keeps the pod's pod-deletion-cost at its hot count, so a scale-down removes the emptiest pods.
+        self.deletion_cost = DeletionCostWriter.in_cluster(
+            cfg,
+            lambda: self.manager.hot_count,
+            on_result=lambda result: self.metrics.deletion_cost_patches.labels(result=result).inc(),
+            sa_dir=service_account_dir,
+        )
         self.run_sweeper = run_sweeper
         self.started = False
         self._sweeper: asyncio.Task[None] | None = None
@@ -100,12 +110,18 @@ class NodeApp(InternalEndpoints, ChatEndpoint):
         self.cfg.data_root.mkdir(parents=True, exist_ok=True)
         if self.run_sweeper and self.cfg.sweep_interval_seconds > 0:
             self._sweeper = asyncio.create_task(self.manager.run_sweeper(), name="idle-sweeper")
+        if self.deletion_cost is not None:
+            self.deletion_cost.start()
+        elif self.cfg.kube_api_url:
+            log.warning("in a cluster without POD_NAME or a service-account token: pod-deletion-cost is not kept")
         if not self.platform.enabled:
             log.warning("PLATFORM_URL is not set: no state reports, no data keys, no context blobs")
         self.started = True
         log.info("tier node %s (tier %s, max hot %d) ready", self.cfg.pod_id, self.cfg.tier, self.cfg.max_hot_tenants)
 
     async def shutdown(self) -> None:
+        if self.deletion_cost is not None:
+            await self.deletion_cost.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -44,6 +44,12 @@ class NodeConfig:
     recent_messages_in_blob: int = 50
     token_delay_seconds: float = 0.0
     drain_seconds: float = 60.0  # at shutdown, context blobs not written by then are abandoned
+    # In a cluster: the Kubernetes API (the kubelet sets KUBERNETES_SERVICE_*) and this pod (the downward API), so
+    # the node can keep its pod's deletion cost current (deletion_cost.py); "" outside a cluster.
+    kube_api_url: str = ""
+    pod_name: str = ""
+    pod_namespace: str = ""
+    deletion_cost_interval_seconds: float = 30.0  # at most one patch per interval, and only when the count changed
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> NodeConfig:
@@ -88,10 +94,21 @@ class NodeConfig:
             recent_messages_in_blob=_int(env, "PERCOLATE_BLOB_RECENT_MESSAGES", 50, minimum=1),
             token_delay_seconds=_float(env, "PERCOLATE_TOKEN_DELAY_MS", 0.0) / 1000.0,
             drain_seconds=_float(env, "PERCOLATE_DRAIN_SECONDS", 60.0),
+            kube_api_url=_kube_api_url(env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "")),
+            pod_name=env.get("POD_NAME", ""),
+            pod_namespace=env.get("POD_NAMESPACE", ""),
+            deletion_cost_interval_seconds=_float(env, "PERCOLATE_DELETION_COST_SECONDS", 30.0),
         )
         if cfg.port and cfg.port == cfg.internal_port:
             raise ConfigError("PORT and INTERNAL_PORT must differ: the internal API has a listener of its own")
         return cfg
+
+
+def _kube_api_url(host: str, port: str) -> str:
+    host, port = host.strip(), port.strip() or "443"
+    if not host:
+        return ""
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

@@ -47,6 +47,12 @@ class NodeMetrics:
         self.context_blobs = Counter(
             "percolate_context_blob_writes_total", "Context blob writes, by outcome", ["result"], registry=r
         )
+        self.deletion_cost_patches = Counter(
+            "percolate_pod_deletion_cost_patches_total",
+            "Patches of this pod's pod-deletion-cost annotation (its hot-tenant count), by outcome",
+            ["result"],
+            registry=r,
+        )
         self.info = Gauge("percolate_tier_node_info", "Static facts about this node", ["tier", "pod_id"], registry=r)
         self.info.labels(tier=tier, pod_id=pod_id).set(1)
         self.tenants = TenantCollector(lambda: ())
