@@ -21,11 +21,11 @@ import json
 import logging
 import random
 import ssl
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +102,6 @@ class DeletionCostWriter:
         self.patches = 0
         self._failing = False
         self._task: asyncio.Task[None] | None = None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deletion-cost")
 
     @classmethod
     def in_cluster(
@@ -126,7 +125,6 @@ class DeletionCostWriter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._pool.shutdown(wait=False)  # a patch in flight ends by its own timeout
 
     async def _run(self) -> None:
         # Pods started together (a rollout, a scale-up) would otherwise patch in step.
@@ -141,7 +139,7 @@ class DeletionCostWriter:
             cost = max(0, min(int(self.count()), INT32_MAX))
             if cost == self.written:
                 return
-            await asyncio.get_running_loop().run_in_executor(self._pool, self.target.patch_deletion_cost, cost)
+            await _in_daemon_thread(self.target.patch_deletion_cost, cost)
         except Exception as exc:  # anything at all: the pod's traffic must not notice
             self.on_result("error")
             if not self._failing:
@@ -154,6 +152,33 @@ class DeletionCostWriter:
         if self._failing:
             log.info("pod-deletion-cost updated again (%d)", cost)
         self._failing = False
+
+
+async def _in_daemon_thread(fn: Callable[[int], None], arg: int) -> None:
+    """Run ``fn(arg)`` on a daemon thread: a patch still hanging at shutdown must not hold the process's exit (an
+    executor's threads are joined at exit, a daemon thread is not)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():  # the writer was stopped meanwhile
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def work() -> None:
+        error: BaseException | None = None
+        try:
+            fn(arg)
+        except BaseException as exc:  # handed to the awaiting task, which counts it
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=work, name="deletion-cost", daemon=True).start()
+    await done
 
 
 def _read(path: Path) -> str:

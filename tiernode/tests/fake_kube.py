@@ -109,6 +109,7 @@ class FakeKubeApi:
     requests: list[dict[str, Any]] = field(default_factory=list)
     refuse: int = 0  # answer every request with this status (e.g. 403: the Role is missing)
     delay: float = 0.0
+    received: int = 0  # requests that arrived (``requests`` records them once answered)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
@@ -132,6 +133,8 @@ class FakeKubeApi:
             return [r for r in self.requests if r["status"] == 200]
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            self.received += 1
         if self.delay:
             time.sleep(self.delay)
         if self.refuse:
