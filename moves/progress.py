@@ -16,15 +16,17 @@ log = logging.getLogger("moves")
 MOVE_ACTOR = Actor.system("task:tier-move")
 
 
-def record_step(move: Move, step: str, **fields: object) -> None:
+def record_step(move: Move, step: str, *, persist: bool = True, **fields: object) -> None:
     """Persist the step reached (and any fields) before the next step starts, with when it was reached (ms after
-    the run started: where a move's time goes)."""
+    the run started: where a move's time goes). ``persist=False`` is for a step that did nothing (no copy between
+    one data root, nothing to clean): the next step's save records it, since redoing nothing after a crash is free."""
     if move.started_at is not None:
         move.detail.setdefault("step_ms", {})[step] = round((timezone.now() - move.started_at).total_seconds() * 1000)
     move.step = step
     for name, value in fields.items():
         setattr(move, name, value)
-    move.save(update_fields=["step", "detail", "updated_at", *fields.keys()])
+    if persist:
+        move.save(update_fields=["step", "detail", "updated_at", *fields.keys()])
 
 
 def pause_at(step: str, move: Move) -> None:

@@ -144,8 +144,9 @@ def _copy(move: Move) -> None:
 def copy(move: Move) -> None:
     if _archived(move) or not data.roots_differ(move.from_tier, move.to_tier):
         move.detail["copy"] = {"copied": False}
-    else:
-        _copy(move)
+        record_step(move, Step.COPIED, persist=False)
+        return
+    _copy(move)
     record_step(move, Step.COPIED)
 
 
@@ -241,9 +242,10 @@ def _warm_on(move: Move, pod: pods.Pod) -> dict:
 
 
 def clean(move: Move) -> None:
-    if move.detail.get("copy", {}).get("copied"):
+    copied = bool(move.detail.get("copy", {}).get("copied"))
+    if copied:
         data.remove_tenant(move.from_tier, move.tenant_id)
-    record_step(move, Step.CLEANED)
+    record_step(move, Step.CLEANED, persist=copied)
 
 
 def finish(move: Move) -> None:
