@@ -143,7 +143,14 @@ class PodCalls:
                     stored = json.loads(raw).get("delivered", False)
                     metrics.deliveries.labels("stored" if stored else "duplicate").inc()
                     return None
-                if status == 503 or error_code_of(raw) in NOT_HOT_CODES:
+                code = error_code_of(raw)
+                if code == "stale_generation":
+                    # Fenced since this gateway warmed the pod (a tier move, a reassignment): the message is not
+                    # stored anywhere yet, so it follows the tenant to the generation in force (warm, then deliver).
+                    self.gw.routes.invalidate(route.tenant_id)
+                    self.warm_generations.pop(route.tenant_id, None)
+                    return WarmFailed(503, "delivery_unavailable", "the tenant's generation moved on")
+                if status == 503 or code in NOT_HOT_CODES:
                     return WarmFailed(503, "delivery_unavailable", f"the pod answered {status}")
                 return WarmFailed(502, "delivery_refused", f"the pod refused the message: {error_code_of(raw)}")
         return WarmFailed(503, "delivery_unavailable", "the pod did not answer")

@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import socket
+import urllib.request
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -57,6 +58,7 @@ class Node:
         self.address = ""  # the static pod entry: public address / internal port
         self.internal_address = ""
         self.chats: list[dict[str, Any]] = []  # the scope of every chat request that reached the public listener
+        self.before_deliver: Any = None  # an async callable run once before the next delivery reaches the node
 
     async def public(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -79,6 +81,9 @@ class Node:
             await self.app.internal(scope, receive, send)
             self.log.append("warm:done")
             return
+        if scope["type"] == "http" and scope["path"].startswith("/internal/deliver/") and self.before_deliver:
+            hook, self.before_deliver = self.before_deliver, None
+            await hook()
         await self.app.internal(scope, receive, send)
 
     async def _serve(self, app: Any) -> int:
@@ -307,6 +312,43 @@ def test_fifty_concurrent_cold_requests_share_one_warm_and_each_message_is_store
         assert len(users) == 50 and users.count("message 7") == 1
         assert node.warms == 1
 
+    asyncio.run(_scenario(cold_settings, tmp_path, body))
+
+
+def test_a_blob_answered_message_fenced_before_its_delivery_follows_the_tenant_to_the_new_generation(
+    cold_settings, make_tenant, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Found by bench.tiermove: a tier move (or a reassignment) fenced the tenant and warmed the pod at the new
+    generation between this gateway's warm and its delivery; the pod refused the delivery as stale and the message,
+    already answered from the blob, was never stored."""
+    tenant = make_tenant()
+    write_blob(tenant.id)
+
+    def fence_and_warm_at_the_new_generation() -> None:
+        state = TenantState.objects.get(tenant_id=tenant.id)
+        TenantState.objects.filter(tenant_id=tenant.id).update(generation=state.generation + 1)
+        request = urllib.request.Request(
+            f"http://{node.internal_address}/internal/warm/{tenant.id}",
+            data=json.dumps({"generation": state.generation + 1}).encode(),
+            headers={"Authorization": f"Bearer {cold_settings.PLATFORM_SERVICE_TOKEN}"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+
+    async def body(gateway: Gateway, node_: Node, log: list[str]) -> None:
+        nonlocal node
+        node = node_
+        node.before_deliver = lambda: asyncio.to_thread(fence_and_warm_at_the_new_generation)
+        task, reply = start_call(gateway, tenant.id, "remember the fence", log, request_id="req-fenced")
+        await task
+        assert node.before_deliver is None  # the fence happened between the warm and the delivery
+        kind, text = sse(reply)[-2]
+        assert kind == "comment" and json.loads(text.removeprefix("percolate.status "))["status"] == "delivered"
+        users = [m["content"] for m in node.messages(tenant.id) if m["role"] == "user"]
+        assert users.count("remember the fence") == 1
+
+    node: Any = None
     asyncio.run(_scenario(cold_settings, tmp_path, body))
 
 
