@@ -1,4 +1,4 @@
-"""Tier moves under chat traffic: `python -m bench.tiermove [--tenants 100] [--clients 4]`.
+"""Tier moves under chat traffic: `python -m bench.tiermove [--tenants 100] [--clients 4] [--tenant-mb 0]`.
 
 Real processes (bench.tiermove_stack): the platform, one tier node per tier on one data root, the gateway, over a
 PostgreSQL database `percolate_bench_tiermove` (created and migrated) and Redis. Each tenant is made hot on tier B
@@ -34,6 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.coldstart import fill
 from bench.tiermove_stack import ROOT, Stack
 
 DB_URL = os.environ.get("BENCH_TIERMOVE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/percolate_bench_tiermove")
@@ -162,6 +163,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--tenant-mb", type=int, default=0, help="MB of messages in each tenant's store")
     parser.add_argument("--workdir", help="keep the processes' logs and data here (default: a temporary directory)")
     args = parser.parse_args()
     prepare_database()
@@ -172,12 +174,12 @@ def main() -> None:
         stack = Stack(Path(tmp), DB_URL, REDIS_URL, TOKEN, MASTER_KEY).start(max_hot=10 * args.tenants)
         try:
             setup_django(stack)
-            print(json.dumps(run(stack, args.tenants, args.clients)), flush=True)
+            print(json.dumps(run(stack, args.tenants, args.clients, args.tenant_mb)), flush=True)
         finally:
             stack.stop()
 
 
-def run(stack: Stack, n_tenants: int, n_clients: int) -> dict[str, Any]:
+def run(stack: Stack, n_tenants: int, n_clients: int, tenant_mb: int = 0) -> dict[str, Any]:
     from django.conf import settings
 
     from gateway.tokens import mint_platform_token
@@ -193,6 +195,8 @@ def run(stack: Stack, n_tenants: int, n_clients: int) -> dict[str, Any]:
         tenant_provision(email=f"move-{i}-{uuid.uuid4().hex[:6]}@example.com", tier="B", actor=actor).id
         for i in range(n_tenants)
     ]
+    for tenant in ids if tenant_mb else ():  # before any pod opens the store: the pods' work grows with the data
+        fill(stack.data_root, tenant, tenant_mb)
     tokens = {t: mint_platform_token(master_key=settings.PLATFORM_MASTER_KEY, tenant_id=t) for t in ids}
     for tenant in ids:  # hot on tier B, through the gateway, with one message each
         assert stack.chat(tokens[tenant], f"hello {tenant}", stream=False).complete
@@ -243,6 +247,7 @@ def run(stack: Stack, n_tenants: int, n_clients: int) -> dict[str, Any]:
     result = {
         "tenants": n_tenants,
         "clients": n_clients,
+        "tenant_mb": tenant_mb,
         "moves_failed": len(failed),
         "move_p50_ms": round(statistics.median(move_ms), 1),
         "move_p99_ms": round(pct(move_ms, 0.99), 1),
