@@ -45,6 +45,8 @@ COPY --chown=root:root billing ./billing
 COPY --chown=root:root archival ./archival
 COPY --chown=root:root gateway ./gateway
 COPY --chown=root:root backups ./backups
+COPY --chown=root:root moves ./moves
+COPY --chown=root:root overview ./overview
 # Compile bytecode and collect the admin's static files at build time: the root filesystem is read-only at run time.
 RUN python -m compileall -q /app \
  && DJANGO_DEBUG=false DJANGO_SECRET_KEY=build-only PLATFORM_MASTER_KEY=$(python -c "print('0'*64)") \
