@@ -30,7 +30,8 @@ from django.conf import settings
 
 from tenants.errors import PlatformError
 
-MAX_ANSWER_BYTES = 64 << 10
+MAX_ANSWER_BYTES = 64 << 10  # an internal call's JSON answer
+MAX_METRICS_BYTES = 16 << 20  # a /metrics page (a few series per hot tenant)
 # host:port, host a DNS name, IPv4 or [IPv6]; nothing that could change the URL's meaning (no '/', '@', '?', '#').
 _POD_ADDRESS = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):\d{1,5}$")
 
@@ -111,32 +112,56 @@ def evict(address: str, tenant_id: uuid.UUID | str, *, generation: int, timeout:
 def call(address: str, action: str, tenant_id: uuid.UUID | str, *, generation: int, timeout: float) -> PodAnswer:
     """``POST /internal/{action}/{tenant}`` with the generation; the pod's 2xx answer, or raise PodCallFailed."""
     where = f"pod {address} did not {action} tenant {tenant_id} (generation {generation})"
+    body = json.dumps({"generation": generation}).encode()
+    path, headers = f"/internal/{action}/{tenant_id}", service_headers()
+    status, raw = _exchange(address, "POST", path, body, headers, timeout=timeout, limit=MAX_ANSWER_BYTES, where=where)
+    doc = _json_object(raw)
+    if status >= 300:
+        error = doc.get("error")
+        error = error if isinstance(error, dict) else {}
+        pod_code = error.get("code") if isinstance(error.get("code"), str) else None
+        # 5xx: the pod is going away or failing (as good as no answer); 4xx: it refused this call.
+        message = f"{where}: HTTP {status}{_detail(error, raw)}"
+        raise PodCallFailed(message, unreachable=status >= 500, status=status, pod_code=pod_code)
+    return PodAnswer(status, doc)
+
+
+def metrics(address: str, *, timeout: float) -> str:
+    """``GET /metrics`` (Prometheus text, no credential needed): the platform's per-tenant metrics scrape."""
+    where = f"pod {address} did not answer /metrics"
+    headers = {"Accept": "text/plain"}
+    status, raw = _exchange(
+        address, "GET", "/metrics", None, headers, timeout=timeout, limit=MAX_METRICS_BYTES, where=where
+    )
+    if status != 200:
+        raise PodCallFailed(f"{where}: HTTP {status}", unreachable=status >= 500, status=status)
+    return raw.decode("utf-8", "replace")
+
+
+def _exchange(
+    address: str,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    limit: int,
+    where: str,
+) -> tuple[int, bytes]:
+    """One request on its own connection: the status and the body (its first ``limit`` bytes), or unreachable."""
     if not _POD_ADDRESS.match(address or ""):
         raise NotAPodAddress(f"{where}: {address!r} is not a pod address (host:port)", unreachable=True)
     conn = http.client.HTTPConnection(address, timeout=timeout)
     try:
-        body = json.dumps({"generation": generation}).encode()
-        conn.request("POST", f"/internal/{action}/{tenant_id}", body=body, headers=service_headers())
+        conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
-        raw = response.read(MAX_ANSWER_BYTES)
+        return response.status, response.read(limit)
     except (TimeoutError, OSError, http.client.HTTPException) as exc:
         reason = f"no answer within {timeout:g}s" if isinstance(exc, TimeoutError) else str(exc) or repr(exc)
         raise PodCallFailed(f"{where}: {reason}", unreachable=True) from exc
     finally:
         conn.close()
-    doc = _json_object(raw)
-    if response.status >= 300:
-        error = doc.get("error")
-        error = error if isinstance(error, dict) else {}
-        pod_code = error.get("code") if isinstance(error.get("code"), str) else None
-        # 5xx: the pod is going away or failing (as good as no answer); 4xx: it refused this call.
-        raise PodCallFailed(
-            f"{where}: HTTP {response.status}{_detail(error, raw)}",
-            unreachable=response.status >= 500,
-            status=response.status,
-            pod_code=pod_code,
-        )
-    return PodAnswer(response.status, doc)
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node, Path]
 
 
 @pytest.fixture
-def pod(node: tuple[Node, Path], settings) -> str:  # type: ignore[no-untyped-def]
+def pod(node: tuple[Node, Path], settings: Any) -> str:
     settings.PLATFORM_SERVICE_TOKEN = TOKEN  # the node's service credential
     return f"127.0.0.1:{node[0].port}"
 
@@ -53,7 +54,7 @@ def test_a_stale_generation_is_refused_with_the_pods_reason(pod: str) -> None:
     pods.evict(pod, tenant, generation=5, timeout=10)
 
 
-def test_a_wrong_credential_is_refused(pod: str, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_credential_is_refused(pod: str, settings: Any) -> None:
     settings.PLATFORM_SERVICE_TOKEN = "another-token-0123456789"
     with pytest.raises(pods.PodCallFailed) as caught:
         pods.warm(pod, uuid.uuid4(), generation=1, timeout=10)
@@ -100,7 +101,7 @@ def test_what_is_not_a_pod_address_is_never_called(address: str) -> None:
     assert "is not a pod address (host:port)" in caught.value.message
 
 
-def test_the_tiers_pods_from_the_static_list_or_the_headless_service(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_tiers_pods_from_the_static_list_or_the_headless_service(settings: Any) -> None:
     settings.GATEWAY_TIER_DNS = {"A": "", "B": "localhost", "C": ""}
     settings.GATEWAY_TIER_PODS = {"A": ["10.0.0.1:8000/8001", "10.0.0.2:8000"], "B": [], "C": []}
     settings.GATEWAY_POD_PORT, settings.GATEWAY_POD_INTERNAL_PORT = 8000, 9001
@@ -110,3 +111,11 @@ def test_the_tiers_pods_from_the_static_list_or_the_headless_service(settings) -
     ]
     assert pods.Pod("127.0.0.1:8000", "127.0.0.1:9001") in pods.tier_pods("B")
     assert pods.tier_pods("C") == []
+
+
+def test_the_metrics_page_needs_no_credential_and_a_dead_pod_is_unreachable(pod: str, settings: Any) -> None:
+    settings.PLATFORM_SERVICE_TOKEN = "another-token-0123456789"  # not sent: /metrics is open on both listeners
+    assert "percolate_hot_tenants_count " in pods.metrics(pod, timeout=10)
+    with pytest.raises(pods.PodCallFailed) as caught:
+        pods.metrics(f"127.0.0.1:{_free_port()}", timeout=5)
+    assert caught.value.unreachable and caught.value.message.startswith("pod 127.0.0.1:")

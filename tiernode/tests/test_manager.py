@@ -40,7 +40,7 @@ async def test_lru_evicts_least_recently_used_and_keeps_the_bound(make_node) -> 
 async def test_hot_set_never_exceeds_its_bound_under_concurrent_loads(make_node) -> None:
     peak = 0
 
-    def slow_open(root, tid):
+    def slow_open(root: Path, tid: uuid.UUID) -> TenantStore:
         nonlocal peak
         peak = max(peak, m.slots_in_use)  # hot tenants plus the loads holding a slot, this one included
         time.sleep(0.01)
@@ -118,9 +118,9 @@ async def test_tier_a_is_kept_warm_and_tier_c_is_quick(make_node, clock) -> None
 
 
 async def test_single_flight_load_under_100_concurrent_first_requests(make_node) -> None:
-    opened = []
+    opened: list[uuid.UUID] = []
 
-    def counting_open(root, tid):
+    def counting_open(root: Path, tid: uuid.UUID) -> TenantStore:
         opened.append(tid)
         time.sleep(0.05)  # a slow open, so the 100 requests really overlap it
         return TenantStore(root, tid)
