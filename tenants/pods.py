@@ -1,5 +1,6 @@
-"""The platform's one client to the tier pods' internal API: the workers' calls (archival evicts a tenant before it is
-archived; a tier move evicts from the old pod and warms on the new one).
+"""The platform's one client to the tier pods: the workers' calls to their internal API (archival evicts a tenant
+before it is archived; a tier move evicts from the old pod and warms on the new one) and the per-tenant metrics
+scrape of their ``/metrics``. (The gateway has its own pool for its pod calls; the tier node never calls a pod.)
 
 - **Where.** A call goes to a pod's internal address ``host:port`` (what tenant state records as ``pod_id``). A tier's
   pods now: ``tier_pods`` (the tier's headless Service ``GATEWAY_DNS_<tier>`` resolved when one is configured, else
@@ -8,9 +9,9 @@ archived; a tier move evicts from the old pod and warms on the new one).
 - **Credential.** The platform's service credential (``PLATFORM_SERVICE_TOKEN``) as a bearer token: ``service_headers``.
 - **Timeouts.** Each call's own (the caller's setting): the time to connect and then for each read.
 - **Failures.** ``PodCallFailed``, classified: *unreachable* (nothing listens, no answer in time, a 5xx from a pod that
-  is going away or failing, or no pod address at all: no pod took the call, another try or pod may) or *refused*
-  (a 4xx: the pod answered and said no, e.g. a stale generation; the same call cannot succeed). The pod's error code
-  is kept (``pod_code``).
+  is going away or failing: a later try or another pod may succeed) or *refused* (a 4xx: the pod answered and said
+  no, e.g. a stale generation; the same call cannot succeed). The pod's status and error code are kept (``status``,
+  ``pod_code``). An address that is not ``host:port`` is ``NotAPodAddress`` (unreachable; nothing is sent).
 
 Plain ``http.client``: one connection per call (a worker makes a few per task), no proxy from the environment, no
 redirect followed.
