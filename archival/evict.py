@@ -9,19 +9,13 @@ taken. Nothing is deleted on any failure here: an unanswered pod fails the job w
 
 from __future__ import annotations
 
-import json
-import re
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 
 from archival.jobs import ArchivalError, TransientArchivalError
-
-# host:port, host a DNS name, IPv4 or [IPv6]; nothing that could change the URL's meaning (no '/', '@', '?', '#').
-_POD_ADDRESS = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):\d{1,5}$")
+from tenants import pods
 
 
 @dataclass(frozen=True)
@@ -36,61 +30,24 @@ def timeout_seconds() -> float:
     return float(settings.ARCHIVE_EVICT_TIMEOUT_SECONDS)
 
 
-def evict_url(pod_id: str, tenant_id: uuid.UUID | str) -> str:
-    if not _POD_ADDRESS.match(pod_id or ""):
-        raise ArchivalError(f"pod id {pod_id!r} is not a pod address (host:port); cannot evict tenant {tenant_id}")
-    return f"http://{pod_id}/internal/evict/{tenant_id}"
-
-
 def evict(*, pod_id: str, tenant_id: uuid.UUID | str, generation: int, timeout: float | None = None) -> Eviction:
-    """Ask the pod to evict the tenant at ``generation``; raise unless it answers 2xx.
+    """Ask the pod to evict the tenant at ``generation`` (the platform's pod client, ``tenants.pods``); raise unless
+    it answers 2xx.
 
-    Unreachable, timed out or 5xx: TransientArchivalError (the task retries with backoff). 4xx (stale generation,
-    refused credential, bad request): ArchivalError, since retrying the same call cannot succeed.
+    Unreachable, timed out or 5xx: TransientArchivalError (the task retries with backoff). Refused (4xx: stale
+    generation, refused credential, bad request) or no pod address: ArchivalError, since retrying cannot succeed.
     """
-    url = evict_url(pod_id, tenant_id)
     wait = timeout_seconds() if timeout is None else timeout
-    request = urllib.request.Request(  # noqa: S310 - the scheme is fixed to http above
-        url,
-        data=json.dumps({"generation": generation}).encode(),
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {settings.PLATFORM_SERVICE_TOKEN}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        },
+    try:
+        answer = pods.evict(pod_id, tenant_id, generation=generation, timeout=wait)
+    except pods.PodCallFailed as exc:
+        transient = exc.unreachable and not isinstance(exc, pods.NotAPodAddress)
+        cls = TransientArchivalError if transient else ArchivalError
+        raise cls(f"{exc.message}; nothing archived or deleted") from exc
+    previous = answer.doc.get("previous_state")
+    return Eviction(
+        pod_id=pod_id,
+        generation=generation,
+        status=answer.status,
+        previous_state=previous if isinstance(previous, str) else None,
     )
-    where = f"pod {pod_id} did not evict tenant {tenant_id} (generation {generation})"
-    try:
-        with urllib.request.urlopen(request, timeout=wait) as response:  # noqa: S310
-            status = response.status
-            body = response.read(64 << 10)
-    except urllib.error.HTTPError as exc:
-        detail = _error_detail(exc.read(4096) if exc.fp else b"")
-        cls = TransientArchivalError if exc.code >= 500 else ArchivalError
-        raise cls(f"{where}: HTTP {exc.code}{detail}; nothing archived or deleted") from exc
-    except (TimeoutError, urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
-            reason = f"no answer within {wait:g}s"
-        raise TransientArchivalError(f"{where}: {reason}; nothing archived or deleted") from exc
-    previous = None
-    try:
-        doc = json.loads(body or b"{}")
-        previous = doc.get("previous_state") if isinstance(doc, dict) else None
-    except ValueError:
-        pass
-    return Eviction(pod_id=pod_id, generation=generation, status=status, previous_state=previous)
-
-
-def _error_detail(body: bytes) -> str:
-    try:
-        doc = json.loads(body)
-        err = doc.get("error", {}) if isinstance(doc, dict) else {}
-        message = err.get("message") if isinstance(err, dict) else None
-        code = err.get("code") if isinstance(err, dict) else None
-    except ValueError:
-        return ""
-    if message or code:
-        return f" ({code}: {message})" if code else f" ({message})"
-    return ""

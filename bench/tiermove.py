@@ -183,8 +183,9 @@ def run(stack: Stack, n_tenants: int, n_clients: int, tenant_mb: int = 0) -> dic
     from django.conf import settings
 
     from gateway.tokens import mint_platform_token
-    from moves import pods, services
+    from moves import services
     from moves.models import MoveStatus
+    from tenants import pods
     from tenants.audit import Actor
     from tenants.models import TenantState
     from tenants.services import tenant_assign_pod, tenant_provision
@@ -213,15 +214,15 @@ def run(stack: Stack, n_tenants: int, n_clients: int, tenant_mb: int = 0) -> dic
                 # The pod work of a move alone: let go on B, load on A (same generation), timed; then back to B.
                 try:
                     started = time.perf_counter()
-                    pods.call(stack.internal("B"), "evict", tenant, st.generation, 10)
-                    pods.call(stack.internal("A"), "warm", tenant, st.generation, 30)
+                    pods.evict(stack.internal("B"), tenant, generation=st.generation, timeout=10)
+                    pods.warm(stack.internal("A"), tenant, generation=st.generation, timeout=30)
                     direct_ms.append((time.perf_counter() - started) * 1000)
-                    pods.call(stack.internal("A"), "evict", tenant, st.generation, 10)
+                    pods.evict(stack.internal("A"), tenant, generation=st.generation, timeout=10)
                 except pods.PodCallFailed as exc:  # a client's request reloaded it on B in between: no sample
                     direct_skipped.append(exc.message)
                 # Back on B under a new generation, so the late reports of A's direct load and eviction are refused.
                 back = tenant_assign_pod(tenant_id=tenant, pod_id=stack.internal("B"), actor=actor)
-                pods.call(stack.internal("B"), "warm", tenant, back.generation, 30)
+                pods.warm(stack.internal("B"), tenant, generation=back.generation, timeout=30)
                 _settle([tenant], pod=stack.internal("B"))
             started = time.perf_counter()
             move = services.tenant_move(tenant_id=tenant, tier="A", actor=actor, enqueue=False)
@@ -235,7 +236,7 @@ def run(stack: Stack, n_tenants: int, n_clients: int, tenant_mb: int = 0) -> dic
     for tenant in ids:
         st = TenantState.objects.get(tenant_id=tenant)
         if st.pod_id:
-            pods.call(st.pod_id, "evict", tenant, st.generation, 10)
+            pods.evict(st.pod_id, tenant, generation=st.generation, timeout=10)
         store = TenantStore(stack.data_root, tenant)
         try:
             stored.update(m["content"] for m in store.recent_messages(100_000) if m["role"] == "user")

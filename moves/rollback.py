@@ -10,10 +10,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from moves import data, pods
+from moves import data
 from moves.models import Move, MoveStatus
 from moves.progress import audit_move, log, pause_at
 from moves.steps import next_step
+from tenants import pods
 from tenants.events import tenant_changed
 from tenants.models import State, TenantState
 from tenants.services import locked_tenant
@@ -64,6 +65,8 @@ def _release_new_pods(move: Move) -> None:
         return
     for address in move.detail.get("warm_tried", []):
         try:
-            pods.call(address, "evict", move.tenant_id, move.new_generation, settings.MOVE_EVICT_TIMEOUT_SECONDS)
+            pods.evict(
+                address, move.tenant_id, generation=move.new_generation, timeout=settings.MOVE_EVICT_TIMEOUT_SECONDS
+            )
         except pods.PodCallFailed as exc:
             log.warning("tier move %s rollback: %s", move.id, exc.message)

@@ -19,9 +19,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from moves import data, notify, pods
+from moves import data, notify, placement
 from moves.models import Move, MoveStatus, Step
 from moves.progress import MOVE_ACTOR, audit_move, log, pause_at, record_step
+from tenants import pods
 from tenants.errors import PlatformError
 from tenants.events import tenant_changed
 from tenants.models import State, TenantState
@@ -101,12 +102,15 @@ def evict(move: Move) -> None:
     else:
         assert move.old_generation is not None
         try:
-            answer = pods.call(
-                move.old_pod_id, "evict", move.tenant_id, move.old_generation, settings.MOVE_EVICT_TIMEOUT_SECONDS
+            answer = pods.evict(
+                move.old_pod_id,
+                move.tenant_id,
+                generation=move.old_generation,
+                timeout=settings.MOVE_EVICT_TIMEOUT_SECONDS,
             )
-            move.detail["evict"] = {"pod": move.old_pod_id, "previous_state": answer.get("previous_state")}
+            move.detail["evict"] = {"pod": move.old_pod_id, "previous_state": answer.doc.get("previous_state")}
         except pods.PodCallFailed as exc:
-            if not exc.unreachable:
+            if exc.refused:
                 raise MoveFailed(f"the old pod refused to let the tenant go: {exc.message}") from exc
             if data.roots_differ(move.from_tier, move.to_tier):
                 raise MoveFailed(
@@ -126,7 +130,9 @@ def release_old_pod(move: Move) -> None:
     if _archived(move) or move.from_state not in LOADED or not move.old_pod_id or move.old_generation is None:
         return
     try:
-        pods.call(move.old_pod_id, "evict", move.tenant_id, move.old_generation, settings.MOVE_EVICT_TIMEOUT_SECONDS)
+        pods.evict(
+            move.old_pod_id, move.tenant_id, generation=move.old_generation, timeout=settings.MOVE_EVICT_TIMEOUT_SECONDS
+        )
     except pods.PodCallFailed as exc:
         log.info("tier move %s: evicting again from the old pod: %s", move.id, exc.message)
 
@@ -181,7 +187,7 @@ def warm(move: Move) -> None:
         record_step(move, Step.WARMED)
         return
     assert move.new_generation is not None
-    candidates = pods.ranked(move.to_tier, move.tenant_id)
+    candidates = placement.ranked(move.to_tier, move.tenant_id)
     if not candidates:
         raise MoveFailed(f"tier {move.to_tier} has no pods to take the tenant")
     errors: list[str] = []
@@ -230,12 +236,12 @@ def _warm_on(move: Move, pod: pods.Pod) -> dict:
         if attempt and not data.roots_differ(move.from_tier, move.to_tier):
             release_old_pod(move)  # only after a refusal: evicting a tenant a pod does not hold still writes a blob
         try:
-            answer = pods.call(
-                pod.internal, "warm", move.tenant_id, move.new_generation, settings.MOVE_WARM_TIMEOUT_SECONDS
+            answer = pods.warm(
+                pod.internal, move.tenant_id, generation=move.new_generation, timeout=settings.MOVE_WARM_TIMEOUT_SECONDS
             )
-            return {**answer, "attempts": attempt + 1}
+            return {**answer.doc, "attempts": attempt + 1}
         except pods.PodCallFailed as exc:
-            if "load_failed" not in exc.message or attempt == WARM_ATTEMPTS - 1:
+            if exc.pod_code != "load_failed" or attempt == WARM_ATTEMPTS - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
     raise AssertionError("unreachable")

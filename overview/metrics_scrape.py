@@ -7,9 +7,7 @@ answer (or a crash halfway) loses only that pod's sample of that minute, and the
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.discovery import Discovery
+from tenants import pods
 from tenants.models import Tenant, TenantMetric
 
 log = logging.getLogger(__name__)
@@ -45,15 +43,8 @@ class ScrapeResult:
 
 def pod_metrics_addresses() -> list[str]:
     """Every tier pod's internal address (static list locally, the headless Services' DNS in Kubernetes)."""
-    discovery = Discovery(
-        settings.GATEWAY_TIER_PODS,
-        dns={tier: name for tier, name in settings.GATEWAY_TIER_DNS.items() if name},
-        port=settings.GATEWAY_POD_PORT,
-        internal_port=settings.GATEWAY_POD_INTERNAL_PORT,
-    )
-    if any(settings.GATEWAY_TIER_DNS.values()):
-        asyncio.run(discovery.resolve_once())
-    return sorted({discovery.internal_address(pod) for ps in discovery.tiers.values() for pod in ps.pods})
+    tiers = set(settings.GATEWAY_TIER_PODS) | set(settings.GATEWAY_TIER_DNS)
+    return sorted({pod.internal for tier in tiers for pod in pods.tier_pods(tier)})
 
 
 def parse_tenant_samples(text: str) -> list[tuple[uuid.UUID, str, float]]:
@@ -69,11 +60,6 @@ def parse_tenant_samples(text: str) -> list[tuple[uuid.UUID, str, float]]:
             except ValueError:
                 continue
     return samples
-
-
-def fetch(address: str, timeout: float) -> str:
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=timeout) as response:
-        return str(response.read().decode())
 
 
 def store_samples(samples: list[tuple[uuid.UUID, str, float]], *, at: datetime) -> int:
@@ -94,8 +80,8 @@ def scrape_pods(*, addresses: list[str] | None = None, timeout: float = 3.0) -> 
     at = timezone.now()
     for address in pod_metrics_addresses() if addresses is None else addresses:
         try:
-            text = fetch(address, timeout)
-        except OSError as exc:
+            text = pods.metrics(address, timeout=timeout)
+        except pods.PodCallFailed as exc:
             log.warning("metrics scrape: %s did not answer: %s", address, exc)
             result.failed.append(address)
             continue

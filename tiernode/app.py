@@ -48,6 +48,7 @@ from tiernode.internal_endpoints import InternalEndpoints
 from tiernode.manager import ManagerError, TenantManager
 from tiernode.metrics import NodeMetrics
 from tiernode.platform_client import PlatformClient, StateReporter
+from tiernode.store import TenantStore
 
 log = logging.getLogger("tiernode.app")
 
@@ -70,6 +71,7 @@ class NodeApp(InternalEndpoints, ChatEndpoint):
         object_store: ObjectStore | None = None,
         run_sweeper: bool = True,
         service_account_dir: Path = SERVICE_ACCOUNT_DIR,
+        open_store: Callable[..., TenantStore] = TenantStore,
     ) -> None:
         self.cfg = cfg
         self.metrics = NodeMetrics(tier=cfg.tier, pod_id=cfg.pod_id)
@@ -83,13 +85,15 @@ class NodeApp(InternalEndpoints, ChatEndpoint):
             on_result=lambda result: self.metrics.state_reports.labels(result=result).inc(),
             on_fenced=lambda tenant_id, generation: self.manager.fence(tenant_id, generation),
         )
+        self.object_store = object_store if object_store is not None else object_store_from_config(cfg)
         self.manager = TenantManager(
             cfg,
             metrics=self.metrics,
             reporter=self.reporter,
-            object_store=object_store if object_store is not None else object_store_from_config(cfg),
+            object_store=self.object_store,
             key_fetcher=self.platform.fetch_key if self.platform.enabled else None,
             clock=clock,
+            open_store=open_store,
         )
         # In a cluster: keeps the pod's pod-deletion-cost at its hot count, so a scale-down removes the emptiest pods.
         self.deletion_cost = DeletionCostWriter.in_cluster(

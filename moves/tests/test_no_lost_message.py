@@ -94,9 +94,9 @@ def test_messages_sent_while_moving_b_a_c_are_stored_exactly_once(
     assert max(o.waited_ms for o in finals) > 300  # some requests were held through a move
     state = TenantState.objects.get(tenant=tenant)
     assert state.tier_deployment == "tier-c"
-    from moves.pods import call
+    from tenants.pods import evict
 
-    call(stack.internal("C"), "evict", tenant.id, state.generation, 10)
+    evict(stack.internal("C"), tenant.id, generation=state.generation, timeout=10)
     store = TenantStore(stack.data_root, tenant.id)
     try:
         users = [m["content"] for m in store.recent_messages(10_000) if m["role"] == "user"]

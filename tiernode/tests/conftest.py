@@ -27,6 +27,7 @@ import pytest
 from percolate_platform.pod_credentials import proxy_credential
 from tiernode.app import NodeApp
 from tiernode.config import NodeConfig
+from tiernode.store import TenantStore
 
 TOKEN = "test-service-token-0123456789"
 AUTH = {"authorization": f"Bearer {TOKEN}"}  # the internal listener's credential
@@ -192,8 +193,11 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def make_node(tmp_path: Path, clock: FakeClock) -> Callable[..., NodeApp]:
-    def make(**overrides: str) -> NodeApp:
-        return NodeApp(NodeConfig.from_env(node_env(tmp_path, **overrides)), clock=clock, run_sweeper=False)
+    """A node on the test's clock (no sweeper: tests sweep); ``open_store`` stands in for ``TenantStore``."""
+
+    def make(*, open_store: Callable[..., TenantStore] = TenantStore, **overrides: str) -> NodeApp:
+        cfg = NodeConfig.from_env(node_env(tmp_path, **overrides))
+        return NodeApp(cfg, clock=clock, run_sweeper=False, open_store=open_store)
 
     return make
 

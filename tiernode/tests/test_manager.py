@@ -21,35 +21,33 @@ async def test_lru_evicts_least_recently_used_and_keeps_the_bound(make_node) -> 
         a, b, c, d, e = (uuid.uuid4() for _ in range(5))
         for tid in (a, b, c):
             await client.warm(tid, 1)
-        assert list(m.hot) == [a, b, c]
+        assert m.hot_order() == [a, b, c]
         await client.chat(a, "touch a")  # a becomes most recently used
-        assert list(m.hot) == [b, c, a]
+        assert m.hot_order() == [b, c, a]
         await client.warm(d, 1)
         await m.settle()
-        assert list(m.hot) == [c, a, d] and m.tenants[b].state == "warm"
+        assert m.hot_order() == [c, a, d] and m.tenants[b].state == "warm"
         await client.chat(b, "back")  # warm -> hot (no generation needed): evicts c
         await m.settle()
-        assert list(m.hot) == [a, d, b] and m.tenants[c].state == "warm"
+        assert m.hot_order() == [a, d, b] and m.tenants[c].state == "warm"
         await client.warm(e, 1)
         await m.settle()
-        assert list(m.hot) == [d, b, e] and m.hot_count == 3 and m.warm_count == 2
+        assert m.hot_order() == [d, b, e] and m.hot_count == 3 and m.warm_count == 2
         load_sources = sample(app, "percolate_tenant_load_seconds_sum", source="warm")
         assert load_sources > 0
 
 
 async def test_hot_set_never_exceeds_its_bound_under_concurrent_loads(make_node) -> None:
-    app = make_node(PERCOLATE_MAX_HOT_TENANTS="2")
-    m = app.manager
     peak = 0
-    real_open = m.open_store
 
-    def slow_open(root, tid):
+    def slow_open(root: Path, tid: uuid.UUID) -> TenantStore:
         nonlocal peak
-        peak = max(peak, len(m.hot) + m._reserved)
+        peak = max(peak, m.slots_in_use)  # hot tenants plus the loads holding a slot, this one included
         time.sleep(0.01)
-        return real_open(root, tid)
+        return TenantStore(root, tid)
 
-    m.open_store = slow_open
+    app = make_node(PERCOLATE_MAX_HOT_TENANTS="2", open_store=slow_open)
+    m = app.manager
     async with running(app) as client:
         tids = [uuid.uuid4() for _ in range(8)]
         results = await asyncio.gather(*(client.chat(t, f"hi {i}", generation=1) for i, t in enumerate(tids)))
@@ -87,7 +85,7 @@ async def test_idle_timers_follow_the_tier_policy(make_node, clock) -> None:
         clock.advance(1)
         await m.sweep()
         assert tid not in m.tenants and m.warm_count == 0
-        text = m.metrics.render().decode()
+        text = app.metrics.render().decode()
         assert 'percolate_tenant_evictions_total{reason="idle"} 1.0' in text
         assert 'percolate_tenant_state_transitions_total{from="warm",to="cold"} 1.0' in text
         # Cold now: a chat needs the generation again.
@@ -120,17 +118,15 @@ async def test_tier_a_is_kept_warm_and_tier_c_is_quick(make_node, clock) -> None
 
 
 async def test_single_flight_load_under_100_concurrent_first_requests(make_node) -> None:
-    app = make_node()
-    m = app.manager
-    opened = []
-    real_open = m.open_store
+    opened: list[uuid.UUID] = []
 
-    def counting_open(root, tid):
+    def counting_open(root: Path, tid: uuid.UUID) -> TenantStore:
         opened.append(tid)
         time.sleep(0.05)  # a slow open, so the 100 requests really overlap it
-        return real_open(root, tid)
+        return TenantStore(root, tid)
 
-    m.open_store = counting_open
+    app = make_node(open_store=counting_open)
+    m = app.manager
     async with running(app) as client:
         tid = uuid.uuid4()
         results = await asyncio.gather(*(client.chat(tid, f"message {i}", generation=1) for i in range(100)))

@@ -6,7 +6,7 @@ import os
 import uuid
 
 from tiernode.app import NodeApp
-from tiernode.blob import context_key, open_context
+from tiernode.blob import S3ObjectStore, context_key, open_context
 from tiernode.config import NodeConfig
 from tiernode.tests.conftest import node_env, running
 
@@ -25,15 +25,16 @@ async def test_eviction_writes_the_blob_to_s3(tmp_path, platform, clock) -> None
         S3_SECRET_ACCESS_KEY=os.environ.get("S3_SECRET_ACCESS_KEY", "any"),
     )
     app = NodeApp(NodeConfig.from_env(env), clock=clock, run_sweeper=False)
-    s3 = app.manager.object_store.client  # type: ignore[union-attr]
+    assert isinstance(app.object_store, S3ObjectStore)
+    s3 = app.object_store.client
     s3.create_bucket(Bucket=bucket)
     try:
         async with running(app) as client:
             tid = uuid.uuid4()
             await client.chat(tid, "stored in the cloud", generation=1)
             assert (await client.evict(tid, 1)).json()["context_blob"] == "written"
-            raw = await app.manager.object_store.get(context_key(tid))  # type: ignore[union-attr]
-            assert await app.manager.object_store.get(context_key(uuid.uuid4())) is None  # type: ignore[union-attr]
+            raw = await app.object_store.get(context_key(tid))
+            assert await app.object_store.get(context_key(uuid.uuid4())) is None
         key = platform.key_for(tid)[1]
         assert raw is not None
         doc = open_context(raw, tenant_id=tid, key_for=lambda k: key)
