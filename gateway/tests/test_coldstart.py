@@ -323,6 +323,7 @@ def test_a_blob_answered_message_fenced_before_its_delivery_follows_the_tenant_t
     already answered from the blob, was never stored."""
     tenant = make_tenant()
     write_blob(tenant.id)
+    node: Any = None
 
     def fence_and_warm_at_the_new_generation() -> None:
         state = TenantState.objects.get(tenant_id=tenant.id)
@@ -348,7 +349,6 @@ def test_a_blob_answered_message_fenced_before_its_delivery_follows_the_tenant_t
         users = [m["content"] for m in node.messages(tenant.id) if m["role"] == "user"]
         assert users.count("remember the fence") == 1
 
-    node: Any = None
     asyncio.run(_scenario(cold_settings, tmp_path, body))
 
 
