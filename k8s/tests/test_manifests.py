@@ -1,5 +1,5 @@
 """Every overlay renders with `kubectl kustomize` and every object validates strictly (Kubernetes 1.30 and newest,
-CRDs against ../shared/schemas/crds); hardening and isolation policies hold; tier figures match tier_policy.py."""
+CRDs against k8s/schemas/crds); hardening and isolation policies hold; tier figures match tier_policy.py."""
 
 import re
 import shutil
@@ -13,8 +13,10 @@ from k8s import checks, references
 ENVS = checks.OVERLAYS
 
 
-def test_shared_crd_schemas_are_present():
-    crds = checks.shared_dir() / "schemas" / "crds"
+def test_crd_schemas_are_in_the_repository():
+    crds = checks.CRD_SCHEMA_DIR
+    assert crds.is_relative_to(checks.REPO_ROOT)
+    assert (crds / "LICENSE").is_file() and (crds / "README.md").is_file()
     for group, kind in [
         ("argoproj.io", "application"),
         ("bitnami.com", "sealedsecret"),
