@@ -26,7 +26,7 @@ def test_every_database_reader_is_behind_the_migrations(env: str) -> None:
 
 def _gate_command(prod: list[checks.Obj], tmp_path: Path, db_url: str, platform_secrets: Any) -> tuple[list, dict]:
     dep = checks.find(prod, "Deployment", "gateway")
-    init = checks.pod_spec(dep)["initContainers"][0]  # type: ignore[index]
+    init = checks.pod_spec(dep)["initContainers"][0]
     env = runtime.local_env(runtime.container_env(prod, init), tmp_path, platform_secrets(db_url))
     command = [a.replace("python ", f"{runtime.sys.executable} ") for a in init["command"]]
     return command, {"PATH": runtime.os.environ["PATH"], **env}
