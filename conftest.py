@@ -103,7 +103,7 @@ def admin_client_root(superuser: User) -> Client:
 
 
 @pytest.fixture
-def browser(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+def browser(tmp_path, monkeypatch):
     """Headless Chromium (Debian's) driven through chromedriver; see percolate_platform/tests/browser.py."""
     from percolate_platform.tests.browser import chromium
 

@@ -64,8 +64,8 @@ def bucket_name() -> str | None:
 def describe() -> str:
     storage = get_storage()
     if _is_s3(storage):
-        return f"s3://{storage.bucket_name} at {storage.endpoint_url}"  # type: ignore[attr-defined]
-    return f"file://{storage.location}"  # type: ignore[attr-defined]
+        return f"s3://{storage.bucket_name} at {storage.endpoint_url}"  # type: ignore[attr-defined]  # S3Storage's own attribute (checked by _is_s3); get_storage() is typed as Storage
+    return f"file://{storage.location}"  # type: ignore[attr-defined]  # FileSystemStorage's own attribute
 
 
 @contextlib.contextmanager
@@ -100,7 +100,7 @@ def upload(key: str, src: BinaryIO, *, alias: str = "objects") -> None:
                 max_concurrency=MULTIPART_CONCURRENCY,
                 use_threads=True,
             )
-            storage.bucket.upload_fileobj(src, storage._normalize_name(key), Config=config)  # type: ignore[attr-defined]
+            storage.bucket.upload_fileobj(src, storage._normalize_name(key), Config=config)  # type: ignore[attr-defined]  # S3Storage's own
             return
         path = Path(storage.path(key))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,7 @@ def open_reader(key: str, *, alias: str = "objects") -> Iterator[BinaryIO]:
     storage = get_storage(alias)
     with _errors("download", key):
         if _is_s3(storage):
-            body = storage.bucket.Object(storage._normalize_name(key)).get()["Body"]  # type: ignore[attr-defined]
+            body = storage.bucket.Object(storage._normalize_name(key)).get()["Body"]  # type: ignore[attr-defined]  # S3Storage's own
             try:
                 yield body
             finally:
@@ -200,11 +200,11 @@ def list_keys(prefix: str, *, alias: str = "objects") -> list[str]:
     storage = get_storage(alias)
     with _errors("list", prefix):
         if _is_s3(storage):
-            base = storage._normalize_name(prefix)  # type: ignore[attr-defined]
-            location = storage._normalize_name("")  # type: ignore[attr-defined]
+            base = storage._normalize_name(prefix)  # type: ignore[attr-defined]  # S3Storage's own
+            location = storage._normalize_name("")  # type: ignore[attr-defined]  # S3Storage's own
             return sorted(
                 obj.key[len(location) :].lstrip("/") if location else obj.key
-                for obj in storage.bucket.objects.filter(Prefix=base)  # type: ignore[attr-defined]
+                for obj in storage.bucket.objects.filter(Prefix=base)  # type: ignore[attr-defined]  # S3Storage's own
             )
         root = Path(storage.path(prefix))
         if not root.exists():
@@ -221,9 +221,9 @@ def apply_lifecycle(rules: dict, *, alias: str = "objects") -> dict | None:
     storage = get_storage(alias)
     if not _is_s3(storage):
         return None
-    bucket = storage.bucket_name  # type: ignore[attr-defined]
+    bucket = storage.bucket_name  # type: ignore[attr-defined]  # S3Storage's own attribute (checked by _is_s3); get_storage() is typed as Storage
     with _errors("lifecycle", bucket):
-        client = storage.connection.meta.client  # type: ignore[attr-defined]
+        client = storage.connection.meta.client  # type: ignore[attr-defined]  # S3Storage's own
         client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=rules)
         got = client.get_bucket_lifecycle_configuration(Bucket=bucket)
     return {"Rules": got.get("Rules", [])}

@@ -166,7 +166,7 @@ class SealWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]  # narrower than Buffer: what zstd takes
         n = len(data)
         if n:
             self._zw.write(data)

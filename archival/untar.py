@@ -101,7 +101,7 @@ def safe_extract(
     files = 0
     entries = 0
     try:
-        tar = tarfile.open(fileobj=reader, mode="r:")  # type: ignore[call-overload]  # noqa: SIM115 - closed below
+        tar = tarfile.open(fileobj=reader, mode="r:")  # type: ignore[call-overload]  # a read()-only stream is enough for "r:"  # noqa: SIM115 - closed below
     except tarfile.TarError as exc:
         raise TarError(f"not a tar stream: {exc}") from exc
     try:

@@ -92,7 +92,7 @@ def project_archive(src: Path, obj: Path, scratch: Path, threads: int | None = N
     shutil.rmtree(ckpt, ignore_errors=True)
     rocks.checkpoint(src, ckpt)
 
-    def consume(inp):  # type: ignore[no-untyped-def]
+    def consume(inp):
         tmp = obj.with_suffix(".part")
         with open(tmp, "wb") as out:
             while data := inp.read(1 << 20):

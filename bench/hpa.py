@@ -272,11 +272,13 @@ def simulate_tier(
 
 def load_tiers(overlay: str = "prod") -> dict[str, HPA]:
     sys.path.insert(0, str(REPO_ROOT))
-    from k8s import checks
+    from k8s import manifests, tier_figures
 
-    objs = checks.render(f"k8s/overlays/{overlay}")
+    objs = manifests.render(f"k8s/overlays/{overlay}")
     return {
-        tier: HPA.from_manifests(checks.tier_hpa(objs, tier), checks.find(objs, "Deployment", f"tier-{tier.lower()}"))
+        tier: HPA.from_manifests(
+            tier_figures.tier_hpa(objs, tier), manifests.find(objs, "Deployment", f"tier-{tier.lower()}")
+        )
         for tier in ("A", "B", "C")
     }
 

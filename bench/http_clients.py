@@ -20,7 +20,7 @@ from bench.procs import free_port, stop, wait_http
 from gateway.h1pool import H1Pool
 
 
-async def _run(concurrency: int, seconds: float, one_request) -> float:  # type: ignore[no-untyped-def]
+async def _run(concurrency: int, seconds: float, one_request) -> float:
     done = 0
     deadline = time.perf_counter() + seconds
 

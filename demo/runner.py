@@ -6,19 +6,22 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TextIO, TypeVar
+
+T = TypeVar("T")
 
 
 class StepFailed(Exception):
     """A step's check did not hold; the message says what was expected and what happened."""
 
 
-def wait_for(check: Callable[[], object], *, timeout: float, what: str, every: float = 0.3) -> object:
+def wait_for(check: Callable[[], T | bool | None], *, timeout: float, what: str, every: float = 0.3) -> T:
     """Poll `check` until it returns something truthy; StepFailed after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
-            return result
+            return result  # type: ignore[return-value]  # truthy: the awaited object (True only from a bare exists())
         if time.monotonic() > deadline:
             raise StepFailed(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(every)
@@ -35,11 +38,11 @@ class Outcome:
 @dataclass
 class Runner:
     total: int
-    out: object = sys.stdout
+    out: TextIO = sys.stdout
     outcomes: list[Outcome] = field(default_factory=list)
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)  # type: ignore[call-overload]
+        print(text, file=self.out, flush=True)
 
     def step(self, name: str, action: Callable[[], str]) -> bool:
         number = len(self.outcomes) + 1

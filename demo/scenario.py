@@ -62,7 +62,7 @@ class Demo:
             lambda: (s := self.state(tier)).state in states and s,
             timeout=self.timeout,
             what=f"tenant {tier} to be {' or '.join(states)} (it is {self.state(tier).state})",
-        )  # type: ignore[return-value]
+        )
 
     def answered(self, answer: Answer, *, model: str | None = None) -> Answer:
         if answer.status != 200:
@@ -79,7 +79,7 @@ class Demo:
                 raise StepFailed(f"the {job_type} job failed: {latest.error_message}")
             return latest if latest is not None and latest.status == JobStatus.COMPLETED else None
 
-        return wait_for(done, timeout=self.timeout, what=f"the worker to complete the {job_type}")  # type: ignore[return-value]
+        return wait_for(done, timeout=self.timeout, what=f"the worker to complete the {job_type}")
 
     # -- the steps ---------------------------------------------------------------------------------------------
 
@@ -117,7 +117,7 @@ class Demo:
                 raise StepFailed(f"the move to tier {tier} was rolled back at {move.failed_step}: {move.error}")
             return move if move is not None and move.status == MoveStatus.COMPLETED else None
 
-        return wait_for(done, timeout=self.timeout, what=f"the worker to move the tenant to tier {tier}")  # type: ignore[return-value]
+        return wait_for(done, timeout=self.timeout, what=f"the worker to move the tenant to tier {tier}")
 
     def stripe_checkout(self) -> str:
         self.stripe_email = f"demo-{self.run_id}-stripe@example.com"
@@ -214,7 +214,7 @@ class Demo:
                 timeout=self.timeout,
                 what="the restored tenant to answer from its pod",
                 every=1.0,
-            ),  # type: ignore[arg-type]
+            ),
         )
         return f"first answer from {first.model} while restoring; then {answer.model}: {answer.text[:60]!r}"
 

@@ -15,7 +15,8 @@ import math
 
 import yaml
 
-from k8s.checks import K8S_DIR, Obj, object_id, pod_spec, selector_matches, tier_policy
+from k8s.manifests import K8S_DIR, Obj, object_id, pod_spec, selector_matches
+from k8s.tier_figures import tier_policy
 
 EVICTIONS_PER_MINUTE_BUDGET = 60  # hot tenants a tier may lose to scale-down in a minute (docs/decisions.md, #19)
 # Which workloads must outrank which: (higher, lower) PriorityClass roles.

@@ -10,7 +10,7 @@ and rolling updates wait for the load balancer.
 
 from __future__ import annotations
 
-from k8s.checks import Obj, object_id, selector_matches
+from k8s.manifests import Obj, object_id, selector_matches
 from k8s.runtime import container_env, containers, workloads
 
 SOLVER_LABELS = {"acme.cert-manager.io/http01-solver": "true"}

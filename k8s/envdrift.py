@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from k8s.checks import K8S_DIR, REPO_ROOT, Obj, object_id
+from k8s.manifests import K8S_DIR, REPO_ROOT, Obj, object_id
 from k8s.runtime import container_env, containers, image_name, workloads
 
 ALLOWED_FILE = K8S_DIR / "env-allowed.yaml"

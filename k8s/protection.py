@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from k8s.checks import ARGO_DIR, Obj, object_id, render
+from k8s.manifests import ARGO_DIR, Obj, object_id, render
 from k8s.waves import storage_classes
 
 SYNC_OPTIONS = "argocd.argoproj.io/sync-options"

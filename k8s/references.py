@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from k8s.checks import REPO_ROOT
+from k8s.manifests import REPO_ROOT
 
 SCANNED = ("k8s", "argo", "docs/runbooks")
 ROOTS = "docs|k8s|argo|scripts|bench|tiernode|gateway|percolate_platform|tenants|archival|backups|billing|accounts"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from k8s.checks import REPO_ROOT, Obj, find, object_id, pod_labels, pod_spec, selector_matches
+from k8s.manifests import REPO_ROOT, Obj, find, object_id, pod_labels, pod_spec, selector_matches
 
 SECRETS_MOUNT = "/run/secrets/percolate"
 POD_IP = "10.1.2.3"  # any pod address: what kubelet and Prometheus put in the Host header

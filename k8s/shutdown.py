@@ -13,7 +13,7 @@ import inspect
 
 from gateway import __main__ as gateway_main
 from gateway.discovery import Discovery
-from k8s.checks import Obj, object_id
+from k8s.manifests import Obj, object_id
 from k8s.runtime import container_env, containers, image_name
 from tiernode import __main__ as node_main
 from tiernode.app import REPORT_DRAIN_SECONDS

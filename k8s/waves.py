@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from k8s.checks import K8S_DIR, Obj, object_id, pod_spec, promql_metric_names, render
+from k8s.manifests import K8S_DIR, Obj, object_id, pod_spec, render
+from k8s.metrics import promql_metric_names
 
 WAVE = "argocd.argoproj.io/sync-wave"
 HOOK = "argocd.argoproj.io/hook"

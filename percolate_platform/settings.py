@@ -25,10 +25,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.FileAwareEnv()
 VAR_DIR = Path(env.str("PERCOLATE_VAR_DIR", default=str(BASE_DIR / "var")))
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# Off unless asked for (#16): a deployment that misses a variable refuses to start below rather than running on the
+# development secret key, service token and a locally generated master key. `make run` sets DJANGO_DEBUG=true; the
+# test suite and the type checker use percolate_platform.settings_dev, which does the same.
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="" if not DEBUG else "dev-only-insecure-key-" + "x" * 40)
 if not SECRET_KEY:
-    raise environ.ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false")
+    raise environ.ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false (the default; local development: DJANGO_DEBUG=true)"
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 CSRF_FAILURE_VIEW = "tenants.api_errors.csrf_failure"  # JSON under /api/, Django's page elsewhere

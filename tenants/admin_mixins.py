@@ -130,7 +130,7 @@ class ActionsOnlyAdminMixin:
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if obj is not None:
             return False
-        return super().has_change_permission(request, obj)  # type: ignore[misc]
+        return super().has_change_permission(request, obj)  # type: ignore[misc]  # ModelAdmin follows in the MRO
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

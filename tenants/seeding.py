@@ -230,7 +230,7 @@ def _prefetched(produce: Iterator[T], depth: int = 2) -> Iterator[T]:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item  # type: ignore[misc]
+            yield item  # type: ignore[misc]  # a T: the sentinel and errors are handled above
     finally:
         stop.set()
         thread.join(timeout=5)
@@ -255,7 +255,7 @@ def _insert_parallel(items: Iterator[tuple[int, object]], workers: int, on_done:
     error: BaseException | None = None
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seed-copy") as pool:
         try:
-            with contextlib.closing(items):  # type: ignore[type-var]
+            with contextlib.closing(items):  # type: ignore[type-var]  # a generator: it has close()
                 for size, payload in items:
                     while len(pending) >= workers:
                         finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -263,7 +263,7 @@ def _insert_parallel(items: Iterator[tuple[int, object]], workers: int, on_done:
                             n = pending.pop(future)
                             future.result()
                             on_done(n)
-                    pending[pool.submit(_copy_in_own_transaction, payload)] = size  # type: ignore[arg-type]
+                    pending[pool.submit(_copy_in_own_transaction, payload)] = size  # type: ignore[arg-type]  # COPY payloads here
         except BaseException as exc:
             error = exc
         for future, n in pending.items():
@@ -331,9 +331,9 @@ def tenants_seed(
             for size, payload in _prefetched(produce()):
                 with transaction.atomic():
                     if method == "copy":
-                        _insert_copy(payload)  # type: ignore[arg-type]
+                        _insert_copy(payload)  # type: ignore[arg-type]  # produce() yields what `method` needs
                     else:
-                        _insert_orm(payload)  # type: ignore[arg-type]
+                        _insert_orm(payload)  # type: ignore[arg-type]  # produce() yields what `method` needs
                 batch_done(size)
     except BaseException as exc:
         error = exc

@@ -23,7 +23,7 @@ class SimulatedCrash(BaseException):
     """Raised from a step hook: like a process dying, no `except Exception` handler sees it."""
 
 
-def s3_client(endpoint: str = S3_ENDPOINT):  # type: ignore[no-untyped-def]
+def s3_client(endpoint: str = S3_ENDPOINT):
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -65,19 +65,19 @@ def s3_bucket() -> Iterator[str]:
         pass
 
 
-def _storages(settings, objects: dict) -> None:  # type: ignore[no-untyped-def]
+def _storages(settings, objects: dict) -> None:
     settings.STORAGES = {**settings.STORAGES, "objects": objects}
 
 
 @pytest.fixture
-def fs_store(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def fs_store(settings, tmp_path: Path) -> Path:
     root = tmp_path / "objects"
     _storages(settings, {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(root)}})
     return root
 
 
 @pytest.fixture
-def s3_store(settings, s3_bucket: str) -> str:  # type: ignore[no-untyped-def]
+def s3_store(settings, s3_bucket: str) -> str:
     _storages(settings, s3_storage_config(s3_bucket))
     return s3_bucket
 
@@ -89,7 +89,7 @@ def object_store(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def data_root(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def data_root(settings, tmp_path: Path) -> Path:
     root = tmp_path / "tenant-data"
     root.mkdir()
     settings.TENANT_DATA_ROOT = root

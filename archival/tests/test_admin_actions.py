@@ -5,7 +5,7 @@ from archival.models import ArchivalJob, JobStatus
 from tenants.models import AuditLog, State, TenantState
 
 
-def _run_action(client, action: str, tenants) -> list[str]:  # type: ignore[no-untyped-def]
+def _run_action(client, action: str, tenants) -> list[str]:
     response = client.post(
         "/admin/tenants/tenant/",
         {"action": action, "_selected_action": [str(t.pk) for t in tenants]},
@@ -17,7 +17,7 @@ def _run_action(client, action: str, tenants) -> list[str]:  # type: ignore[no-u
 
 def test_archive_now_and_restore_from_the_tenant_changelist(
     db, fs_store, data_root, make_tenant, rocks_tenant, admin_client_root, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     cold, warm = make_tenant(), make_tenant()
     rocks_tenant(cold, 10)
     st = TenantState.objects.get(tenant=warm)

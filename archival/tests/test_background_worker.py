@@ -14,14 +14,14 @@ from tenants.models import State, TenantState
 
 
 @pytest.fixture
-def not_eager():  # type: ignore[no-untyped-def]
+def not_eager():
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = False
     yield
     app.conf.task_always_eager = eager
 
 
-def _job_done(tenant, log):  # type: ignore[no-untyped-def]
+def _job_done(tenant, log):
     def done() -> bool:
         job = ArchivalJob.objects.filter(tenant=tenant).first()
         return job is not None and job.status == JobStatus.COMPLETED
@@ -33,7 +33,7 @@ def _job_done(tenant, log):  # type: ignore[no-untyped-def]
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis as the broker")
 def test_admin_archive_returns_at_once_and_the_redis_worker_runs_it(
     transactional_db, fs_store, data_root, make_tenant, rocks_tenant, admin_client_root, not_eager, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tenant = make_tenant()
     rocks_tenant(tenant, 200)
     queue = f"admin-test-{uuid.uuid4().hex[:8]}"
@@ -63,7 +63,7 @@ def test_admin_archive_returns_at_once_and_the_redis_worker_runs_it(
 
 def test_command_enqueues_on_the_filesystem_broker_and_the_worker_runs_it(
     transactional_db, fs_store, data_root, make_tenant, rocks_tenant, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tenant = make_tenant()
     rocks_tenant(tenant, 200)
     var = tmp_path / "var"

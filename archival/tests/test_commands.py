@@ -18,7 +18,7 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
-def test_archive_restore_verify(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_archive_restore_verify(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:
     tenant = make_tenant()
     before = rocks_tenant(tenant, 40)
     assert "completed" in run("archive_tenant", str(tenant.id), "--wait")
@@ -29,7 +29,7 @@ def test_archive_restore_verify(db, fs_store, data_root, make_tenant, rocks_tena
     assert rocks.digest(tenant_data_dir(tenant.id)) == before
 
 
-def test_verify_reports_a_corrupted_archive(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_verify_reports_a_corrupted_archive(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:
     tenant = make_tenant()
     rocks_tenant(tenant, 40)
     run("archive_tenant", str(tenant.id), "--wait")
@@ -39,7 +39,7 @@ def test_verify_reports_a_corrupted_archive(db, fs_store, data_root, make_tenant
         run("verify_archives")
 
 
-def test_sweep_dry_run_and_limit(db, fs_store, data_root, make_tenant, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_dry_run_and_limit(db, fs_store, data_root, make_tenant, django_capture_on_commit_callbacks) -> None:
     tenants = [make_tenant() for _ in range(3)]
     TenantState.objects.filter(tenant__in=tenants).update(last_access_at=timezone.now() - timedelta(days=61))
     out = run("archive_cold_tenants", "--dry-run")
@@ -50,7 +50,7 @@ def test_sweep_dry_run_and_limit(db, fs_store, data_root, make_tenant, django_ca
     assert TenantState.objects.filter(state=State.ARCHIVED).count() == 2
 
 
-def test_unknown_tenant(db, fs_store, data_root) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_tenant(db, fs_store, data_root) -> None:
     for command in ("archive_tenant", "restore_tenant"):
         with pytest.raises(CommandError, match="no tenant"):
             run(command, "00000000-0000-0000-0000-000000000000")

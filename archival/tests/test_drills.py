@@ -21,7 +21,7 @@ def test_beat_runs_the_drill_every_period() -> None:
 
 def test_drill_samples_checks_records_and_reports(
     db, fs_store, data_root, make_tenant, rocks_tenant, settings, admin_client
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     assert sample("percolate_archive_drill_last_run_timestamp_seconds") == 0  # never: the alert's "missing"
     tenants = [make_tenant() for _ in range(3)]
     jobs = []

@@ -122,7 +122,7 @@ def tier_node(data_root: Path, tmp_path: Path) -> Iterator[TierNode]:
     node.stop()
 
 
-def _hot_on(node: TierNode, tenant) -> TenantState:  # type: ignore[no-untyped-def]
+def _hot_on(node: TierNode, tenant) -> TenantState:
     """Warm the tenant on the node at its current generation, write some memory, record it hot on that pod."""
     st = TenantState.objects.get(tenant=tenant)
     status, doc = node.call("POST", f"/internal/warm/{tenant.id}", {"generation": st.generation})
@@ -135,7 +135,7 @@ def _hot_on(node: TierNode, tenant) -> TenantState:  # type: ignore[no-untyped-d
     )
 
 
-def test_archiving_a_hot_tenant_evicts_it_through_its_pod(db, fs_store, data_root, make_tenant, tier_node) -> None:  # type: ignore[no-untyped-def]
+def test_archiving_a_hot_tenant_evicts_it_through_its_pod(db, fs_store, data_root, make_tenant, tier_node) -> None:
     tenant = make_tenant()
     hot = _hot_on(tier_node, tenant)
 
@@ -169,7 +169,7 @@ def test_archiving_a_hot_tenant_evicts_it_through_its_pod(db, fs_store, data_roo
 
 def test_stale_generation_at_the_pod_fails_the_job_and_keeps_data(
     db, fs_store, data_root, make_tenant, tier_node
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tenant = make_tenant()
     hot = _hot_on(tier_node, tenant)
     # The pod was handed a newer generation than the platform records (it answers 409 to the old one).
@@ -188,7 +188,7 @@ def test_stale_generation_at_the_pod_fails_the_job_and_keeps_data(
 
 def test_pod_that_does_not_answer_fails_the_job_and_deletes_nothing(
     db, fs_store, data_root, make_tenant, rocks_tenant, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings.ARCHIVE_EVICT_TIMEOUT_SECONDS = 2
     tenant = make_tenant()
     before = rocks_tenant(tenant, 50)

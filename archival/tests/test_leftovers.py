@@ -36,7 +36,7 @@ def test_a_writer_left_by_an_exception_writes_no_last_chunk() -> None:
         sealed.open_bytes(blob=out.getvalue(), tenant_id=TENANT, kind=sealed.KIND_ARCHIVE, key_for=lambda _k: KEY)
 
 
-def test_a_tar_failing_midway_leaves_no_object(object_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_tar_failing_midway_leaves_no_object(object_store, tmp_path: Path) -> None:
     source = tmp_path / "db"
     rocks.build(source, {b"k%d" % i: os.urandom(1024) for i in range(4000)})
     (source / "big.sst").write_bytes(os.urandom(10 << 20))
@@ -47,12 +47,12 @@ def test_a_tar_failing_midway_leaves_no_object(object_store, tmp_path: Path) -> 
     assert not objectstore.exists(key)
     assert objectstore.list_keys(f"tenants/{TENANT}/") == []
     if object_store == "fs":
-        assert not list(Path(objectstore.get_storage().path("tenants")).rglob("*.part"))  # type: ignore[attr-defined]
+        assert not list(Path(objectstore.get_storage().path("tenants")).rglob("*.part"))
 
 
 def test_a_killed_upload_leaves_a_part_that_the_rerun_replaces(fs_store: Path) -> None:
     key = objectstore.archive_key(TENANT, uuid.uuid4())
-    final = Path(objectstore.get_storage().path(key))  # type: ignore[attr-defined]
+    final = Path(objectstore.get_storage().path(key))
 
     class DiesMidway(io.RawIOBase):
         sent = 0
@@ -65,7 +65,7 @@ def test_a_killed_upload_leaves_a_part_that_the_rerun_replaces(fs_store: Path) -
 
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child dies
-        objectstore.upload(key, DiesMidway())  # type: ignore[arg-type]
+        objectstore.upload(key, DiesMidway())
         os._exit(0)
     _, status = os.waitpid(pid, 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
@@ -79,7 +79,7 @@ def test_a_killed_upload_leaves_a_part_that_the_rerun_replaces(fs_store: Path) -
     assert [p.name for p in final.parent.iterdir()] == [final.name]
 
 
-def test_sweep_removes_scratch_of_finished_and_abandoned_jobs(db, data_root, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_removes_scratch_of_finished_and_abandoned_jobs(db, data_root, make_tenant) -> None:
     base = data_root / SCRATCH_DIR
     tenants = [make_tenant() for _ in range(3)]
     done = ArchivalJob.objects.create(tenant=tenants[0], job_type=JobType.RESTORE, status=JobStatus.COMPLETED)

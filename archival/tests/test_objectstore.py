@@ -15,7 +15,7 @@ def test_keys() -> None:
 
 
 @pytest.mark.parametrize("size", [0, 1000, 20 << 20])
-def test_upload_stat_download_delete(object_store, size: int) -> None:  # type: ignore[no-untyped-def]
+def test_upload_stat_download_delete(object_store, size: int) -> None:
     if size > 1 << 20 and object_store == "fs":
         size = 3 << 20
     data = os.urandom(size)
@@ -28,7 +28,7 @@ def test_upload_stat_download_delete(object_store, size: int) -> None:  # type: 
         def read(self, n: int = -1) -> bytes:
             return self.buf.read(n)
 
-    objectstore.upload(key, OneWay())  # type: ignore[arg-type]
+    objectstore.upload(key, OneWay())
     assert objectstore.exists(key)
     assert objectstore.size(key) == size
     info = objectstore.stat(key)
@@ -42,7 +42,7 @@ def test_upload_stat_download_delete(object_store, size: int) -> None:  # type: 
         objectstore.stat(key)
 
 
-def test_overwrite_replaces(object_store) -> None:  # type: ignore[no-untyped-def]
+def test_overwrite_replaces(object_store) -> None:
     objectstore.upload("tenants/x/context.bin", io.BytesIO(b"one"))
     objectstore.upload("tenants/x/context.bin", io.BytesIO(b"two"))
     out = io.BytesIO()
@@ -50,7 +50,7 @@ def test_overwrite_replaces(object_store) -> None:  # type: ignore[no-untyped-de
     assert out.getvalue() == b"two"
 
 
-def test_fs_upload_failure_leaves_no_partial_object(fs_store) -> None:  # type: ignore[no-untyped-def]
+def test_fs_upload_failure_leaves_no_partial_object(fs_store) -> None:
     class Broken:
         calls = 0
 
@@ -61,12 +61,12 @@ def test_fs_upload_failure_leaves_no_partial_object(fs_store) -> None:  # type: 
             return b"x" * 1000
 
     with pytest.raises(objectstore.ObjectStoreError, match="disk went away"):
-        objectstore.upload("tenants/y/archives/a.sealed", Broken())  # type: ignore[arg-type]
+        objectstore.upload("tenants/y/archives/a.sealed", Broken())
     assert objectstore.list_keys("tenants/y/") == []
     assert not any(p.name.endswith(".part") for p in fs_store.rglob("*"))
 
 
-def test_unreachable_s3_is_an_object_store_error(settings, s3_bucket) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_s3_is_an_object_store_error(settings, s3_bucket) -> None:
     from archival.tests.conftest import s3_storage_config
 
     settings.STORAGES = {**settings.STORAGES, "objects": s3_storage_config(s3_bucket, "http://127.0.0.1:9")}

@@ -39,7 +39,7 @@ def _tar(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
     return buf.getvalue()
 
 
-def plant(tenant, payload: bytes) -> ArchivalJob:  # type: ignore[no-untyped-def]
+def plant(tenant, payload: bytes) -> ArchivalJob:
     """Make ``payload`` (a tar) the tenant's archive: sealed with its real key, so every chunk authenticates."""
     job = ArchivalJob.objects.get(tenant=tenant, job_type="archive", status=JobStatus.COMPLETED)
     m = job.manifest
@@ -55,14 +55,14 @@ def plant(tenant, payload: bytes) -> ArchivalJob:  # type: ignore[no-untyped-def
 
 
 @pytest.fixture
-def archived(make_tenant, rocks_tenant, data_root):  # type: ignore[no-untyped-def]
+def archived(make_tenant, rocks_tenant, data_root):
     tenant = make_tenant()
     rocks_tenant(tenant, 10)
     archive(tenant)
     return tenant
 
 
-def restore_fails(tenant, data_root: Path, match: str, *, state: str = State.ARCHIVED) -> ArchivalJob:  # type: ignore[no-untyped-def]
+def restore_fails(tenant, data_root: Path, match: str, *, state: str = State.ARCHIVED) -> ArchivalJob:
     job = services.restore_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
     with pytest.raises(services.ArchivalError, match=match) as caught:
         services.restore_run(job_id=job.id)
@@ -92,7 +92,7 @@ HOSTILE = {
 
 @pytest.mark.parametrize("offset", ["first", "after 12 MB"])
 @pytest.mark.parametrize("kind", sorted(HOSTILE))
-def test_hostile_entry_at_any_offset_is_a_permanent_refusal(db, fs_store, archived, data_root, kind, offset) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_entry_at_any_offset_is_a_permanent_refusal(db, fs_store, archived, data_root, kind, offset) -> None:
     info, data, match = HOSTILE[kind]
     bulk = (_member("db/bulk.sst"), os.urandom(BIG))
     members = [(info, data), bulk] if offset == "first" else [bulk, (info, data), (_member("db/more"), os.urandom(BIG))]
@@ -101,12 +101,12 @@ def test_hostile_entry_at_any_offset_is_a_permanent_refusal(db, fs_store, archiv
     assert "refused entry" in job.error_message
 
 
-def test_a_path_through_a_file_extracted_earlier_is_refused(db, s3_store, archived, data_root) -> None:  # type: ignore[no-untyped-def]
+def test_a_path_through_a_file_extracted_earlier_is_refused(db, s3_store, archived, data_root) -> None:
     plant(archived, _tar((_member("db/a"), b"f"), (_member("db/big"), os.urandom(BIG)), (_member("db/a/b/c"), b"x")))
     restore_fails(archived, data_root, r"refused entry 'db/a/b/c': Not a directory")
 
 
-def test_a_full_disk_says_so(db, fs_store, archived, data_root) -> None:  # type: ignore[no-untyped-def]
+def test_a_full_disk_says_so(db, fs_store, archived, data_root) -> None:
     plant(archived, _tar((_member("db/one.sst"), os.urandom(2 << 20)), (_member("db/two.sst"), os.urandom(BIG))))
     with _small_filesystem(data_root, "6m"):
         job = restore_fails(archived, data_root, "no space left on the tenant data volume")
@@ -170,7 +170,7 @@ class CuttingProxy:
 
 def test_a_download_cut_mid_stream_leaves_no_plaintext_and_the_retry_restores(
     db, s3_store, make_tenant, rocks_tenant, data_root, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tenant = make_tenant()
     before = rocks_tenant(tenant, 6000, value_size=2000)
     archive(tenant)

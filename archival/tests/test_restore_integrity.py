@@ -23,7 +23,7 @@ def _spoil_recorded_digest(job: ArchivalJob) -> None:
     job.save(update_fields=["manifest"])
 
 
-def test_default_restore_skips_full_check_verify_keeps_it(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_default_restore_skips_full_check_verify_keeps_it(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:
     tenant = make_tenant()
     before = rocks_tenant(tenant, 300)
     job = archive(tenant)
@@ -45,7 +45,7 @@ def test_default_restore_skips_full_check_verify_keeps_it(db, fs_store, data_roo
 
 
 @pytest.mark.parametrize("recorded", ["seal_id", "sha256 only (archives made before seal ids)"])
-def test_an_older_archive_put_in_place_is_refused(db, fs_store, data_root, make_tenant, rocks_tenant, recorded) -> None:  # type: ignore[no-untyped-def]
+def test_an_older_archive_put_in_place_is_refused(db, fs_store, data_root, make_tenant, rocks_tenant, recorded) -> None:
     tenant = make_tenant()
     rocks_tenant(tenant, 50)
     old = archive(tenant)
@@ -70,7 +70,7 @@ def test_an_older_archive_put_in_place_is_refused(db, fs_store, data_root, make_
     assert not (data_root / services.SCRATCH_DIR / str(rjob.id)).exists()
 
 
-def test_a_restored_tree_rocksdb_cannot_open_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_restored_tree_rocksdb_cannot_open_is_refused(tmp_path) -> None:
     db = tmp_path / "db"
     rocks.build(db, {b"k": b"v"})
     rocks.check_opens(db)

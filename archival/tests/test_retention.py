@@ -34,7 +34,7 @@ def _archive(tenant: Tenant, days_ago: int) -> ArchivalJob:
     return job
 
 
-def test_superseded_archives_go_after_retention_never_the_newest(db, object_store, make_tenant, settings) -> None:  # type: ignore[no-untyped-def]
+def test_superseded_archives_go_after_retention_never_the_newest(db, object_store, make_tenant, settings) -> None:
     settings.ARCHIVE_RETENTION_DAYS = 30
     tenant, alone = make_tenant(), make_tenant()
     oldest, older, newest = _archive(tenant, 90), _archive(tenant, 45), _archive(tenant, 10)
@@ -52,7 +52,7 @@ def test_superseded_archives_go_after_retention_never_the_newest(db, object_stor
     assert retention.prune_archives().archives == []  # nothing twice
 
 
-def test_a_tenant_deleted_for_good_is_crypto_shredded(db, object_store, make_tenant, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_tenant_deleted_for_good_is_crypto_shredded(db, object_store, make_tenant, settings) -> None:
     settings.ARCHIVE_RETENTION_DAYS = 30
     gone, recent = make_tenant(), make_tenant()
     jobs = [_archive(gone, 50), _archive(gone, 40)]
@@ -73,7 +73,7 @@ def test_a_tenant_deleted_for_good_is_crypto_shredded(db, object_store, make_ten
     assert objectstore.list_keys(f"tenants/{recent.id}/") != []
 
 
-def test_keys_go_first_even_when_the_store_is_down(db, s3_store, make_tenant, settings) -> None:  # type: ignore[no-untyped-def]
+def test_keys_go_first_even_when_the_store_is_down(db, s3_store, make_tenant, settings) -> None:
     from archival.tests.conftest import s3_storage_config
 
     settings.ARCHIVE_RETENTION_DAYS = 30
@@ -91,7 +91,7 @@ def test_keys_go_first_even_when_the_store_is_down(db, s3_store, make_tenant, se
     assert not objectstore.exists(job.s3_key)
 
 
-def test_bucket_lifecycle_rule_is_applied_to_s3_and_read_back(db, s3_store, settings) -> None:  # type: ignore[no-untyped-def]
+def test_bucket_lifecycle_rule_is_applied_to_s3_and_read_back(db, s3_store, settings) -> None:
     from archival.tests.conftest import s3_storage_config
 
     settings.STORAGES = {**settings.STORAGES, "backups": s3_storage_config(s3_store)}

@@ -18,21 +18,21 @@ from tenants.services import tenant_state_transition
 ACTOR = Actor.system("test:archival")
 
 
-def archive(tenant) -> ArchivalJob:  # type: ignore[no-untyped-def]
+def archive(tenant) -> ArchivalJob:
     job = services.archive_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
     return services.archive_run(job_id=job.id)
 
 
-def restore(tenant) -> ArchivalJob:  # type: ignore[no-untyped-def]
+def restore(tenant) -> ArchivalJob:
     job = services.restore_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
     return services.restore_run(job_id=job.id)
 
 
-def state_of(tenant) -> TenantState:  # type: ignore[no-untyped-def]
+def state_of(tenant) -> TenantState:
     return TenantState.objects.get(tenant=tenant)
 
 
-def assert_archived_once(tenant, job: ArchivalJob, data_root: Path) -> None:  # type: ignore[no-untyped-def]
+def assert_archived_once(tenant, job: ArchivalJob, data_root: Path) -> None:
     """The data lives in exactly one place: the verified object; no local copy, scratch or stray object."""
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETED, job.error_message
@@ -45,7 +45,7 @@ def assert_archived_once(tenant, job: ArchivalJob, data_root: Path) -> None:  # 
 
 
 @pytest.mark.parametrize("entries", [None, 0, 1, 3000])
-def test_round_trip(db, object_store, data_root, make_tenant, rocks_tenant, entries) -> None:  # type: ignore[no-untyped-def]
+def test_round_trip(db, object_store, data_root, make_tenant, rocks_tenant, entries) -> None:
     tenant = make_tenant()
     if entries is None:
         before = rocks.EMPTY  # a tenant that never wrote anything has no directory at all
@@ -67,7 +67,7 @@ def test_round_trip(db, object_store, data_root, make_tenant, rocks_tenant, entr
     assert not (data_root / services.SCRATCH_DIR / str(rjob.id)).exists()
 
 
-def test_warm_tenant_without_a_pod_is_refused(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_warm_tenant_without_a_pod_is_refused(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:
     """A hot/warm tenant is evicted through its pod first; with no pod recorded there is nobody to ask."""
     tenant = make_tenant()
     before = rocks_tenant(tenant, 10)
@@ -81,7 +81,7 @@ def test_warm_tenant_without_a_pod_is_refused(db, fs_store, data_root, make_tena
 
 def test_tenant_warmed_without_a_pod_after_request_fails_job_and_keeps_data(
     db, fs_store, data_root, make_tenant, rocks_tenant
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tenant = make_tenant()
     before = rocks_tenant(tenant, 10)
     job = services.archive_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
@@ -95,14 +95,14 @@ def test_tenant_warmed_without_a_pod_after_request_fails_job_and_keeps_data(
     assert rocks.digest(tenant_data_dir(tenant.id)) == before
 
 
-def test_second_request_while_one_is_active_is_refused(db, fs_store, data_root, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_second_request_while_one_is_active_is_refused(db, fs_store, data_root, make_tenant) -> None:
     tenant = make_tenant()
     first = services.archive_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
     with pytest.raises(Conflict, match=f"already has an active archive job {first.id}"):
         services.archive_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
 
 
-def test_restore_without_archive_is_refused(db, fs_store, data_root, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_restore_without_archive_is_refused(db, fs_store, data_root, make_tenant) -> None:
     tenant = make_tenant()
     with pytest.raises(Conflict, match="no completed archive"):
         services.restore_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
@@ -111,7 +111,7 @@ def test_restore_without_archive_is_refused(db, fs_store, data_root, make_tenant
 @pytest.mark.parametrize("step", ["before_upload", "after_upload", "after_verify", "after_state", "after_delete"])
 def test_archive_crash_at_each_step_then_rerun(
     db, s3_store, data_root, make_tenant, rocks_tenant, crash_at, step
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tenant = make_tenant()
     before = rocks_tenant(tenant, 500)
     job = services.archive_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
@@ -134,7 +134,7 @@ def test_archive_crash_at_each_step_then_rerun(
 
 
 @pytest.mark.parametrize("step", ["before_place", "after_place"])
-def test_restore_crash_then_rerun(db, fs_store, data_root, make_tenant, rocks_tenant, crash_at, step) -> None:  # type: ignore[no-untyped-def]
+def test_restore_crash_then_rerun(db, fs_store, data_root, make_tenant, rocks_tenant, crash_at, step) -> None:
     tenant = make_tenant()
     before = rocks_tenant(tenant, 300)
     archive(tenant)
@@ -150,7 +150,7 @@ def test_restore_crash_then_rerun(db, fs_store, data_root, make_tenant, rocks_te
     assert not (data_root / services.SCRATCH_DIR / str(job.id)).exists()
 
 
-def test_restore_refuses_to_overwrite_existing_directory(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_restore_refuses_to_overwrite_existing_directory(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:
     tenant = make_tenant()
     rocks_tenant(tenant, 20)
     archive(tenant)
@@ -166,7 +166,7 @@ def test_restore_refuses_to_overwrite_existing_directory(db, fs_store, data_root
     assert job.status == JobStatus.FAILED
 
 
-def test_tampered_archive_fails_restore_cleanly(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_archive_fails_restore_cleanly(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:
     tenant = make_tenant()
     rocks_tenant(tenant, 200)
     job = archive(tenant)
@@ -184,7 +184,7 @@ def test_tampered_archive_fails_restore_cleanly(db, fs_store, data_root, make_te
     assert not (data_root / services.SCRATCH_DIR / str(rjob.id)).exists()
 
 
-def test_another_tenants_archive_is_refused(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_another_tenants_archive_is_refused(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:
     victim, attacker = make_tenant(), make_tenant()
     rocks_tenant(victim, 20)
     rocks_tenant(attacker, 30)
@@ -198,7 +198,7 @@ def test_another_tenants_archive_is_refused(db, fs_store, data_root, make_tenant
 
 def test_s3_unreachable_during_upload_fails_cleanly(
     db, s3_store, data_root, make_tenant, rocks_tenant, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tenant = make_tenant()
     before = rocks_tenant(tenant, 300)
     job = services.archive_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
@@ -227,7 +227,7 @@ def test_s3_unreachable_during_upload_fails_cleanly(
 
 def test_concurrent_requests_produce_one_archive(
     transactional_db, fs_store, data_root, make_tenant, rocks_tenant
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tenant = make_tenant()
     before = rocks_tenant(tenant, 100)
     barrier = threading.Barrier(4)
@@ -260,7 +260,7 @@ def test_concurrent_requests_produce_one_archive(
     assert job.manifest["rocks_digest"] == before.digest
 
 
-def _run_quietly(job_id) -> None:  # type: ignore[no-untyped-def]
+def _run_quietly(job_id) -> None:
     try:
         services.archive_run(job_id=job_id)
     except Conflict:
@@ -271,7 +271,7 @@ def _run_quietly(job_id) -> None:  # type: ignore[no-untyped-def]
 
 def test_sweep_requests_only_idle_cold_tenants(
     db, fs_store, data_root, make_tenant, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
@@ -285,7 +285,7 @@ def test_sweep_requests_only_idle_cold_tenants(
     assert state_of(fresh).state == State.COLD
 
 
-def test_verify_archive_drill(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_verify_archive_drill(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:
     tenant = make_tenant()
     before = rocks_tenant(tenant, 50)
     job = archive(tenant)
@@ -295,7 +295,7 @@ def test_verify_archive_drill(db, fs_store, data_root, make_tenant, rocks_tenant
 
 def test_a_job_whose_message_was_lost_is_requeued_and_completes(
     db, fs_store, data_root, make_tenant, rocks_tenant, crash_at, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from datetime import timedelta
 
     from django.utils import timezone

@@ -70,7 +70,7 @@ def test_source_with_symlink_is_refused(tmp_path: Path) -> None:
         ((_info("fifo", tarfile.FIFOTYPE), None), "fifos are not allowed"),
     ],
 )
-def test_hostile_entries_refused(tmp_path: Path, member, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_entries_refused(tmp_path: Path, member, message: str) -> None:
     dst = tmp_path / "dst"
     dst.mkdir()
     with pytest.raises(TarError, match=message):
@@ -114,17 +114,17 @@ def test_not_a_tar_refused(tmp_path: Path) -> None:
 
 
 def test_piped_propagates_the_real_error() -> None:
-    def producer(out):  # type: ignore[no-untyped-def]
+    def producer(out):
         out.write(b"x" * (4 << 20))
 
-    def consumer(src):  # type: ignore[no-untyped-def]
+    def consumer(src):
         src.read(10)
         raise ValueError("consumer broke")
 
     with pytest.raises(ValueError, match="consumer broke"):
         tarball.piped(producer, consumer)
 
-    def bad_producer(out):  # type: ignore[no-untyped-def]
+    def bad_producer(out):
         out.write(b"partial")
         raise RuntimeError("producer broke")
 

@@ -30,7 +30,7 @@ def test_task_options() -> None:
 
 def test_request_enqueues_and_eager_task_runs(
     db, fs_store, data_root, make_tenant, rocks_tenant, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tenant = make_tenant()
     before = rocks_tenant(tenant, 50)
     with django_capture_on_commit_callbacks(execute=True):
@@ -44,7 +44,7 @@ def test_request_enqueues_and_eager_task_runs(
     assert rocks.digest(tenant_data_dir(tenant.id)) == before
 
 
-def test_completed_job_task_is_a_no_op(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_completed_job_task_is_a_no_op(db, fs_store, data_root, make_tenant, rocks_tenant) -> None:
     tenant = make_tenant()
     rocks_tenant(tenant, 5)
     job = services.archive_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)
@@ -61,7 +61,7 @@ def _worker(queue: str, env: dict[str, str], log: Path) -> subprocess.Popen:
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis as the broker")
 def test_worker_sigkilled_mid_archive_then_second_worker_completes(
     transactional_db, s3_store, data_root, make_tenant, rocks_tenant, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tenant = make_tenant()
     before = rocks_tenant(tenant, 2000)
     job = services.archive_request(tenant_id=tenant.id, actor=ACTOR, enqueue=False)

@@ -160,7 +160,7 @@ class OverviewWatcher(threading.Thread):
                     continue
 
 
-def test_make_run_then_make_demo_passes_every_step(platform) -> None:  # type: ignore[no-untyped-def]
+def test_make_run_then_make_demo_passes_every_step(platform) -> None:
     ports, env = platform
     shell = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", SESSION],

@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from k8s import checks
+from k8s import manifests
 
 SERVICE_TOKEN = "k8s-tests-service-token-" + secrets.token_hex(8)
 
@@ -18,8 +18,8 @@ def database_url(name: str | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def prod() -> list[checks.Obj]:
-    return checks.rendered_overlay("prod")
+def prod() -> list[manifests.Obj]:
+    return manifests.rendered_overlay("prod")
 
 
 @pytest.fixture

@@ -2,17 +2,19 @@
 point at folders that render, sync in waves with prune/self-heal/retry, ignore HPA-owned replica counts, and the
 project allows exactly what the apps render."""
 
+import copy
+
 import pytest
 import yaml
 
-from k8s import checks
+from k8s import manifests, schemas
 
-BOOTSTRAP = checks.ARGO_DIR / "bootstrap"
+BOOTSTRAP = manifests.ARGO_DIR / "bootstrap"
 WAVES = {"base": 0, "platform": 1, "tiers": 2, "gateway": 2, "monitoring": 1}
 
 
 def argo_objects(env):
-    return checks.copy.deepcopy(list(checks.render(f"argo/{env}")))
+    return copy.deepcopy(list(manifests.render(f"argo/{env}")))
 
 
 def bootstrap_objects():
@@ -21,10 +23,10 @@ def bootstrap_objects():
 
 def test_bootstrap_and_apps_validate():
     objs = bootstrap_objects() + argo_objects("prod") + argo_objects("dev")
-    assert checks.validate_schemas(objs) == []
+    assert schemas.validate_schemas(objs) == []
 
 
-@pytest.mark.parametrize("env", checks.OVERLAYS)
+@pytest.mark.parametrize("env", manifests.OVERLAYS)
 def test_root_app_points_at_the_env_apps(env):
     root = yaml.safe_load((BOOTSTRAP / f"root-app-{env}.yaml").read_text())
     assert root["spec"]["source"]["path"] == f"argo/{env}"
@@ -37,12 +39,12 @@ def test_root_app_points_at_the_env_apps(env):
     assert root["spec"]["source"]["repoURL"] in project["spec"]["sourceRepos"]
 
 
-@pytest.mark.parametrize("env", checks.OVERLAYS)
+@pytest.mark.parametrize("env", manifests.OVERLAYS)
 def test_child_applications(env):
     objs = argo_objects(env)
     apps = {o["metadata"]["name"].removeprefix("percolate-"): o for o in objs if o["kind"] == "Application"}
-    project = checks.find(bootstrap_objects(), "AppProject", "percolate")
-    assert set(apps) == set(checks.APP_PARTS)
+    project = manifests.find(bootstrap_objects(), "AppProject", "percolate")
+    assert set(apps) == set(manifests.APP_PARTS)
     whitelist = {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]}
     cluster_whitelist = {(k["group"], k["kind"]) for k in project["spec"]["clusterResourceWhitelist"]}
     destinations = {d["namespace"] for d in project["spec"]["destinations"]}
@@ -56,15 +58,15 @@ def test_child_applications(env):
         assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}, where
         backoff = spec["syncPolicy"]["retry"]["backoff"]
         assert spec["syncPolicy"]["retry"]["limit"] >= 3 and backoff["factor"] >= 2, where
-        rendered = checks.render(spec["source"]["path"])
+        rendered = manifests.render(spec["source"]["path"])
         for obj in rendered:
             group = obj["apiVersion"].rpartition("/")[0]
             key = (group, obj["kind"])
             if obj["kind"] == "Namespace":
-                assert key in cluster_whitelist, f"{where}: {checks.object_id(obj)} not allowed by the project"
+                assert key in cluster_whitelist, f"{where}: {manifests.object_id(obj)} not allowed by the project"
             else:
-                assert key in whitelist, f"{where}: {checks.object_id(obj)} kind not allowed by the project"
-                assert obj["metadata"]["namespace"] in destinations, f"{where}: {checks.object_id(obj)}"
+                assert key in whitelist, f"{where}: {manifests.object_id(obj)} kind not allowed by the project"
+                assert obj["metadata"]["namespace"] in destinations, f"{where}: {manifests.object_id(obj)}"
         scaled = {h["spec"]["scaleTargetRef"]["name"] for h in rendered if h["kind"] == "HorizontalPodAutoscaler"}
         if scaled:
             ignored = spec.get("ignoreDifferences") or []
@@ -76,8 +78,8 @@ def test_child_applications(env):
 
 
 def test_migration_runs_before_web_and_workers():
-    rendered = checks.render("k8s/overlays/prod/platform")
-    job = checks.find(rendered, "Job", "migrate")
+    rendered = manifests.render("k8s/overlays/prod/platform")
+    job = manifests.find(rendered, "Job", "migrate")
     assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
     assert job["metadata"]["annotations"]["argocd.argoproj.io/hook-delete-policy"] == "BeforeHookCreation"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from k8s import checks, runtime
+from k8s import manifests, runtime
 from k8s.tests.conftest import SERVICE_TOKEN
 from tenants.models import Tenant
 
@@ -34,9 +34,9 @@ def call(port: int, method: str, path: str, headers: dict[str, str], body: Any =
 
 
 @pytest.fixture
-def web(prod: list[checks.Obj], tmp_path: Path, transactional_db: None, platform_secrets: Any) -> Any:
+def web(prod: list[manifests.Obj], tmp_path: Path, transactional_db: None, platform_secrets: Any) -> Any:
     """The prod web Deployment's container, running locally; yields the map container port -> local port."""
-    dep = checks.find(prod, "Deployment", "web")
+    dep = manifests.find(prod, "Deployment", "web")
     container = runtime.containers(dep)[0]
     ports = {int(p["containerPort"]): runtime.free_port() for p in container["ports"]}
     env = runtime.local_env(runtime.container_env(prod, container), tmp_path, platform_secrets())
@@ -45,7 +45,7 @@ def web(prod: list[checks.Obj], tmp_path: Path, transactional_db: None, platform
         yield dep, ports
 
 
-def test_every_caller_of_the_web_pods_is_answered(prod: list[checks.Obj], web: Any, make_tenant: Any) -> None:
+def test_every_caller_of_the_web_pods_is_answered(prod: list[manifests.Obj], web: Any, make_tenant: Any) -> None:
     dep, ports = web
     container = runtime.containers(dep)[0]
     tenant: Tenant = make_tenant(tier="B")
@@ -83,17 +83,17 @@ def test_every_caller_of_the_web_pods_is_answered(prod: list[checks.Obj], web: A
 def test_monitors_select_a_served_port_of_some_workload() -> None:
     """Every monitor endpoint reaches a container port of at least one rendered workload (static half of defect 4;
     the web's scrape is made for real above)."""
-    for env in checks.OVERLAYS:
-        objs = checks.rendered_overlay(env)
+    for env in manifests.OVERLAYS:
+        objs = manifests.rendered_overlay(env)
         assert runtime.check_monitor_targets(objs) == [], env
 
 
 @pytest.mark.parametrize("tier", ["a", "c"])
 def test_every_caller_of_a_tier_pod_is_answered(
-    prod: list[checks.Obj], tmp_path: Path, platform_secrets: Any, tier: str
+    prod: list[manifests.Obj], tmp_path: Path, platform_secrets: Any, tier: str
 ) -> None:
     """kubelet's probes and Prometheus's scrape of a prod tier pod, run as the reference tier node."""
-    dep = checks.find(prod, "Deployment", f"tier-{tier}")
+    dep = manifests.find(prod, "Deployment", f"tier-{tier}")
     container = runtime.containers(dep)[0]
     ports = {int(p["containerPort"]): runtime.free_port() for p in container["ports"]}
     env = runtime.container_env(prod, container, secrets=platform_secrets())

@@ -2,23 +2,24 @@
 (k8s/capacity.py)."""
 
 import pytest
+import yaml
 
-from k8s import capacity, checks
+from k8s import capacity, manifests, schemas
 
 
-@pytest.mark.parametrize("env", checks.OVERLAYS)
+@pytest.mark.parametrize("env", manifests.OVERLAYS)
 def test_scale_down_evicts_within_the_budget(env: str) -> None:
-    assert capacity.check_scale_down_rate(checks.rendered_overlay(env)) == []
+    assert capacity.check_scale_down_rate(manifests.rendered_overlay(env)) == []
 
 
-@pytest.mark.parametrize("env", checks.OVERLAYS)
+@pytest.mark.parametrize("env", manifests.OVERLAYS)
 def test_availability(env: str) -> None:
-    assert capacity.check_availability(env, checks.rendered_overlay(env)) == []
+    assert capacity.check_availability(env, manifests.rendered_overlay(env)) == []
 
 
 def test_the_old_tier_c_policy_is_over_budget() -> None:
-    objs = checks.rendered_overlay("prod")
-    hpa = checks.find(objs, "HorizontalPodAutoscaler", "tier-c")
+    objs = manifests.rendered_overlay("prod")
+    hpa = manifests.find(objs, "HorizontalPodAutoscaler", "tier-c")
     hpa["spec"]["behavior"]["scaleDown"] = {
         "selectPolicy": "Max",
         "policies": [
@@ -32,7 +33,7 @@ def test_the_old_tier_c_policy_is_over_budget() -> None:
 
 def test_cluster_add_ons_validate() -> None:
     docs = []
-    for path in sorted((checks.K8S_DIR / "cluster").rglob("*.yaml")):
-        docs += [d for d in checks.yaml.safe_load_all(path.read_text()) if d]
+    for path in sorted((manifests.K8S_DIR / "cluster").rglob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
     assert {d["kind"] for d in docs} == {"PriorityClass", "StorageClass"}
-    assert checks.validate_schemas(docs) == []
+    assert schemas.validate_schemas(docs) == []

@@ -11,20 +11,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8s import checks
+from k8s import manifests, schemas
 from tiernode.deletion_cost import ANNOTATION, SERVICE_ACCOUNT_DIR
 
-ADMISSION = checks.K8S_DIR / "admission" / "tier-node-pod-patch.yaml"
+ADMISSION = manifests.K8S_DIR / "admission" / "tier-node-pod-patch.yaml"
 SA = ("percolate", "tier-node")
 
 
-def _tier_deployments(objs: list[checks.Obj]) -> list[checks.Obj]:
+def _tier_deployments(objs: list[manifests.Obj]) -> list[manifests.Obj]:
     found = [o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"].startswith("tier-")]
     assert {o["metadata"]["name"] for o in found} == {"tier-a", "tier-b", "tier-c"}
     return found
 
 
-def can(objs: list[checks.Obj], account: tuple[str, str], verb: str, resource: str, namespace: str) -> bool:
+def can(objs: list[manifests.Obj], account: tuple[str, str], verb: str, resource: str, namespace: str) -> bool:
     """Kubernetes RBAC for a ServiceAccount over the rendered Roles/ClusterRoles and their bindings. `resource` is
     [group/]resource[/subresource] as RBAC spells it (``pods``, ``pods/status``, ``apps:deployments/scale``)."""
     group, _, resource = resource.rpartition(":")
@@ -52,9 +52,9 @@ def can(objs: list[checks.Obj], account: tuple[str, str], verb: str, resource: s
     return False
 
 
-@pytest.mark.parametrize("env", checks.OVERLAYS)
+@pytest.mark.parametrize("env", manifests.OVERLAYS)
 def test_tier_pods_know_their_pod_and_carry_one_token(env: str) -> None:
-    objs = checks.rendered_overlay(env)
+    objs = manifests.rendered_overlay(env)
     for dep in _tier_deployments(objs):
         spec = dep["spec"]["template"]["spec"]
         assert spec["serviceAccountName"] == SA[1] and spec["automountServiceAccountToken"] is False
@@ -74,16 +74,16 @@ def test_tier_pods_know_their_pod_and_carry_one_token(env: str) -> None:
                 paths.add(item["path"])
         assert paths == {"token", "ca.crt", "namespace"}  # what PodTarget.in_cluster reads
     for obj in objs:
-        spec = checks.pod_spec(obj)
+        spec = manifests.pod_spec(obj)
         if spec is None or obj in _tier_deployments(objs):
             continue
         projected = [s for v in spec.get("volumes") or [] for s in (v.get("projected") or {}).get("sources", [])]
-        assert not any("serviceAccountToken" in s for s in projected), f"{checks.object_id(obj)} mounts a token"
+        assert not any("serviceAccountToken" in s for s in projected), f"{manifests.object_id(obj)} mounts a token"
 
 
-@pytest.mark.parametrize("env", checks.OVERLAYS)
+@pytest.mark.parametrize("env", manifests.OVERLAYS)
 def test_the_tier_node_may_patch_pods_in_its_namespace_and_nothing_else(env: str) -> None:
-    objs = checks.rendered_overlay(env)
+    objs = manifests.rendered_overlay(env)
     assert can(objs, SA, "patch", "pods", "percolate")
     for verb, resource, namespace in [
         ("patch", "pods", "monitoring"),
@@ -108,9 +108,9 @@ def test_the_tier_node_may_patch_pods_in_its_namespace_and_nothing_else(env: str
 
 def test_the_admission_policy_bounds_the_same_account_and_annotation() -> None:
     docs = [d for d in yaml.safe_load_all(ADMISSION.read_text()) if d]
-    assert checks.validate_schemas(docs) == []
-    policy = checks.find(docs, "ValidatingAdmissionPolicy", "tier-node-pod-patch")
-    binding = checks.find(docs, "ValidatingAdmissionPolicyBinding", "tier-node-pod-patch")
+    assert schemas.validate_schemas(docs) == []
+    policy = manifests.find(docs, "ValidatingAdmissionPolicy", "tier-node-pod-patch")
+    binding = manifests.find(docs, "ValidatingAdmissionPolicyBinding", "tier-node-pod-patch")
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
     assert binding["spec"]["validationActions"] == ["Deny"] and policy["spec"]["failurePolicy"] == "Fail"
     (condition,) = policy["spec"]["matchConditions"]
@@ -123,13 +123,15 @@ def test_the_admission_policy_bounds_the_same_account_and_annotation() -> None:
         assert guarded in text, guarded
 
 
-@pytest.mark.parametrize("env", checks.OVERLAYS)
+@pytest.mark.parametrize("env", manifests.OVERLAYS)
 def test_tier_pods_may_reach_the_api_server(env: str) -> None:
-    objs = checks.rendered_overlay(env)
-    tier_labels = checks.pod_labels(_tier_deployments(objs)[0])
+    objs = manifests.rendered_overlay(env)
+    tier_labels = manifests.pod_labels(_tier_deployments(objs)[0])
     ports = set()
     for pol in (o for o in objs if o["kind"] == "NetworkPolicy"):
-        if "Egress" in pol["spec"]["policyTypes"] and checks.selector_matches(pol["spec"]["podSelector"], tier_labels):
+        if "Egress" in pol["spec"]["policyTypes"] and manifests.selector_matches(
+            pol["spec"]["podSelector"], tier_labels
+        ):
             for rule in pol["spec"].get("egress") or []:
                 if any("ipBlock" in peer and not peer["ipBlock"].get("except") for peer in rule.get("to") or []):
                     ports |= {p["port"] for p in rule.get("ports") or []}
@@ -137,5 +139,5 @@ def test_tier_pods_may_reach_the_api_server(env: str) -> None:
 
 
 def test_the_admission_folder_is_named_in_the_bootstrap_runbook() -> None:
-    runbook = (checks.REPO_ROOT / "docs" / "runbooks" / "argocd-bootstrap.md").read_text()
-    assert f"kubectl apply -f {Path(ADMISSION.parent).relative_to(checks.REPO_ROOT)}/" in runbook
+    runbook = (manifests.REPO_ROOT / "docs" / "runbooks" / "argocd-bootstrap.md").read_text()
+    assert f"kubectl apply -f {Path(ADMISSION.parent).relative_to(manifests.REPO_ROOT)}/" in runbook

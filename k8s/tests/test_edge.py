@@ -2,17 +2,17 @@
 
 import pytest
 
-from k8s import checks, edge
+from k8s import edge, manifests
 
 
-@pytest.mark.parametrize("env", checks.OVERLAYS)
+@pytest.mark.parametrize("env", manifests.OVERLAYS)
 def test_the_edge_holds(env: str) -> None:
-    assert edge.check_edge(checks.rendered_overlay(env)) == []
+    assert edge.check_edge(manifests.rendered_overlay(env)) == []
 
 
 def test_trusting_forwarded_headers_behind_the_nlb_is_reported() -> None:
-    objs = checks.rendered_overlay("prod")
-    gateway = checks.find(objs, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+    objs = manifests.rendered_overlay("prod")
+    gateway = manifests.find(objs, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
     gateway["env"].append({"name": "GATEWAY_TRUSTED_PROXIES", "value": "*"})
     objs = [o for o in objs if o["metadata"]["name"] != "acme-http01-solver-ingress"]
     problems = edge.check_edge(objs)

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway import metrics as gateway_metrics
-from k8s.checks import exported_metrics
+from k8s.metrics import exported_metrics
 from percolate_platform.worker_metrics import build_registry
 from tiernode.metrics import NodeMetrics
 
@@ -59,19 +59,19 @@ def test_dashboards_and_alerts_use_only_labels_the_metrics_carry() -> None:
     """A panel grouping by a label the metric does not have shows one unlabelled line, or nothing."""
     import re
 
-    from k8s import checks
+    from k8s import manifests, metrics
 
     labels = _labels_by_metric([gateway_metrics.registry, NodeMetrics(tier="A", pod_id="p").registry, build_registry()])
-    objs = checks.rendered_overlay("prod")
-    queries = [(f"{checks.object_id(cm)} {key} {where}", expr) for cm, key, board in checks.dashboards(objs)
-               for where, expr in checks.dashboard_queries(board)]  # fmt: skip
+    objs = manifests.rendered_overlay("prod")
+    queries = [(f"{manifests.object_id(cm)} {key} {where}", expr) for cm, key, board in metrics.dashboards(objs)
+               for where, expr in metrics.dashboard_queries(board)]  # fmt: skip
     queries += [
-        (f"{checks.object_id(o)} rule {r.get('alert') or r.get('record')}", r["expr"])
+        (f"{manifests.object_id(o)} rule {r.get('alert') or r.get('record')}", r["expr"])
         for o in objs if o.get("kind") == "PrometheusRule" for g in o["spec"]["groups"] for r in g["rules"]
     ]  # fmt: skip
     problems = []
     for where, expr in queries:
-        ours = {m for m in checks.promql_metric_names(expr) if m in labels}
+        ours = {m for m in metrics.promql_metric_names(expr) if m in labels}
         if not ours:
             continue
         used = {

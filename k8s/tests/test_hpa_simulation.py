@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from bench import hpa as sim
-from k8s import checks
+from k8s import manifests
 
 STEP = sim.SYNC_PERIOD
 
@@ -30,7 +30,7 @@ def test_full_day_run_prints_timeline_chart_and_json(tmp_path):
     chart = tmp_path / "hpa.png"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.hpa", "--chart", str(chart)],
-        cwd=checks.REPO_ROOT,
+        cwd=manifests.REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,15 +7,15 @@ import shutil
 import pytest
 import yaml
 
-from k8s import checks
+from k8s import manifests, metrics
 
-RULE_TESTS = checks.K8S_DIR / "monitoring" / "rules" / "tests"
+RULE_TESTS = manifests.K8S_DIR / "monitoring" / "rules" / "tests"
 
 
 @pytest.fixture(scope="module")
 def rule_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("rules")
-    files = checks.prometheus_rule_files(checks.rendered_overlay("prod"), directory)
+    files = metrics.prometheus_rule_files(manifests.rendered_overlay("prod"), directory)
     assert [f.name for f in files] == ["percolate-alerts.rules.yaml"]
     for test_file in RULE_TESTS.glob("*.test.yaml"):
         shutil.copy(test_file, directory / test_file.name)
@@ -23,19 +23,19 @@ def rule_dir(tmp_path_factory):
 
 
 def test_promtool_check_rules(rule_dir):
-    proc = checks.run_promtool(["check", "rules", "percolate-alerts.rules.yaml"], rule_dir)
+    proc = metrics.run_promtool(["check", "rules", "percolate-alerts.rules.yaml"], rule_dir)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_promtool_unit_tests(rule_dir):
     tests = sorted(p.name for p in rule_dir.glob("*.test.yaml"))
     assert tests
-    proc = checks.run_promtool(["test", "rules", *tests], rule_dir)
+    proc = metrics.run_promtool(["test", "rules", *tests], rule_dir)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_every_alert_has_a_firing_and_a_quiet_test_case():
-    rules = checks.find(checks.rendered_overlay("prod"), "PrometheusRule", "percolate-alerts")
+    rules = manifests.find(manifests.rendered_overlay("prod"), "PrometheusRule", "percolate-alerts")
     alerts = {r["alert"] for g in rules["spec"]["groups"] for r in g["rules"] if "alert" in r}
     assert alerts == {
         "PercolateTierAtMaxReplicas",
@@ -65,17 +65,17 @@ def test_promtool_catches_a_broken_rule(tmp_path):
     (tmp_path / "bad.rules.yaml").write_text(
         yaml.safe_dump({"groups": [{"name": "x", "rules": [{"alert": "Broken", "expr": "sum(rate(x[5m]) >"}]}]})
     )
-    proc = checks.run_promtool(["check", "rules", "bad.rules.yaml"], tmp_path)
+    proc = metrics.run_promtool(["check", "rules", "bad.rules.yaml"], tmp_path)
     assert proc.returncode != 0
 
 
-@pytest.mark.parametrize("env", checks.OVERLAYS)
+@pytest.mark.parametrize("env", manifests.OVERLAYS)
 def test_monitoring_checks(env):
-    assert checks.check_monitoring(checks.rendered_overlay(env)) == []
+    assert metrics.check_monitoring(manifests.rendered_overlay(env)) == []
 
 
 def test_dashboards_cover_tiers_gateway_and_jobs():
-    boards = checks.dashboards(checks.rendered_overlay("prod"))
+    boards = metrics.dashboards(manifests.rendered_overlay("prod"))
     by_name = {cm["metadata"]["name"]: (cm, board) for cm, _, board in boards}
     assert set(by_name) == {
         "grafana-dashboard-percolate-tiers",
@@ -88,8 +88,8 @@ def test_dashboards_cover_tiers_gateway_and_jobs():
         assert board["uid"] and board["panels"]
     used = set()
     for _, board in by_name.values():
-        for _, expr in checks.dashboard_queries(board):
-            used |= checks.promql_metric_names(expr)
+        for _, expr in metrics.dashboard_queries(board):
+            used |= metrics.promql_metric_names(expr)
     for metric in (
         "percolate_hot_tenants_count",
         "percolate_warm_tenants_count",
@@ -104,13 +104,13 @@ def test_dashboards_cover_tiers_gateway_and_jobs():
 
 
 def test_dashboard_check_rejects_unknown_metric():
-    objs = checks.rendered_overlay("prod")
-    cm = checks.find(objs, "ConfigMap", "grafana-dashboard-percolate-gateway")
+    objs = manifests.rendered_overlay("prod")
+    cm = manifests.find(objs, "ConfigMap", "grafana-dashboard-percolate-gateway")
     key = next(iter(cm["data"]))
     board = json.loads(cm["data"][key])
     board["panels"][0]["targets"][0]["expr"] = 'sum(rate(percolate_gateway_requests_totl{status="500"}[5m]))'
     cm["data"][key] = json.dumps(board)
-    problems = checks.check_monitoring(objs)
+    problems = metrics.check_monitoring(objs)
     assert problems == [
         f"ConfigMap/monitoring/grafana-dashboard-percolate-gateway: {key} panel "
         f"'Requests per second by tier' queries percolate_gateway_requests_totl, "
@@ -123,11 +123,11 @@ def test_promql_metric_names():
         "histogram_quantile(0.95, sum by (le, tier) (rate(percolate_tenant_load_seconds_bucket"
         '{tier=~"$tier", x="a b"}[$__rate_interval]))) / on (tier) group_left max(up) > bool 2'
     )
-    assert checks.promql_metric_names(expr) == {"percolate_tenant_load_seconds_bucket", "up"}
+    assert metrics.promql_metric_names(expr) == {"percolate_tenant_load_seconds_bucket", "up"}
 
 
 def test_adapter_serves_hot_tenants_count_from_the_tier_metric():
-    cm = checks.find(checks.rendered_overlay("prod"), "ConfigMap", "prometheus-adapter-percolate")
+    cm = manifests.find(manifests.rendered_overlay("prod"), "ConfigMap", "prometheus-adapter-percolate")
     rules = yaml.safe_load(cm["data"]["config.yaml"])["rules"]
     assert len(rules) == 1
     assert rules[0]["seriesQuery"].startswith("percolate_hot_tenants_count{")

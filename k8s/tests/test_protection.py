@@ -2,22 +2,22 @@
 
 import pytest
 
-from k8s import checks, protection
+from k8s import manifests, protection
 
 
-@pytest.mark.parametrize("env", checks.OVERLAYS)
+@pytest.mark.parametrize("env", manifests.OVERLAYS)
 def test_namespaces_and_claims_outlive_their_apps(env: str) -> None:
-    assert protection.check_data_protection(env, checks.rendered_overlay(env)) == []
+    assert protection.check_data_protection(env, manifests.rendered_overlay(env)) == []
 
 
-@pytest.mark.parametrize("env", checks.OVERLAYS)
+@pytest.mark.parametrize("env", manifests.OVERLAYS)
 def test_the_root_app_creates_only_applications_in_bootstrap_projects(env: str) -> None:
     assert protection.check_argo_projects(env) == []
 
 
 def test_a_deletable_claim_is_reported() -> None:
-    objs = checks.rendered_overlay("prod")
-    pvc = checks.find(objs, "PersistentVolumeClaim", "tenant-data")
+    objs = manifests.rendered_overlay("prod")
+    pvc = manifests.find(objs, "PersistentVolumeClaim", "tenant-data")
     pvc["metadata"]["annotations"][protection.SYNC_OPTIONS] = "Delete=false"
     pvc["spec"]["storageClassName"] = "efs-sc"
     problems = protection.check_data_protection("prod", [pvc])

@@ -22,7 +22,7 @@ class SimulatedCrash(BaseException):
 
 
 class Nodes:
-    def __init__(self, tmp_path: Path, settings, roots: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, tmp_path: Path, settings, roots: dict[str, Path]) -> None:
         self.tmp_path, self.settings, self.roots = tmp_path, settings, roots
         self.by_tier: dict[str, TierNode] = {}
 
@@ -42,7 +42,7 @@ class Nodes:
             node.stop()
 
 
-def _nodes(tmp_path: Path, settings, roots: dict[str, Path]) -> Iterator[Nodes]:  # type: ignore[no-untyped-def]
+def _nodes(tmp_path: Path, settings, roots: dict[str, Path]) -> Iterator[Nodes]:
     settings.GATEWAY_TIER_DNS = {"A": "", "B": "", "C": ""}
     settings.GATEWAY_TIER_PODS = {"A": [], "B": [], "C": []}
     settings.MOVE_EVICT_TIMEOUT_SECONDS = 5.0
@@ -55,7 +55,7 @@ def _nodes(tmp_path: Path, settings, roots: dict[str, Path]) -> Iterator[Nodes]:
 
 
 @pytest.fixture
-def data_root(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def data_root(settings, tmp_path: Path) -> Path:
     root = tmp_path / "tenant-data"
     root.mkdir()
     settings.TENANT_DATA_ROOT = root
@@ -63,14 +63,14 @@ def data_root(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def nodes(tmp_path: Path, settings, data_root: Path) -> Iterator[Nodes]:  # type: ignore[no-untyped-def]
+def nodes(tmp_path: Path, settings, data_root: Path) -> Iterator[Nodes]:
     """One data root shared by the tiers (the local and manifest default): nothing is copied."""
     settings.TIER_DATA_ROOTS = {"A": "", "B": "", "C": ""}
     yield from _nodes(tmp_path, settings, {"A": data_root, "B": data_root, "C": data_root})
 
 
 @pytest.fixture
-def split_nodes(tmp_path: Path, settings, data_root: Path) -> Iterator[Nodes]:  # type: ignore[no-untyped-def]
+def split_nodes(tmp_path: Path, settings, data_root: Path) -> Iterator[Nodes]:
     """A data root per tier: a move copies the tenant's RocksDB."""
     roots = {tier: tmp_path / f"root-{tier}" for tier in "ABC"}
     for root in roots.values():
@@ -103,7 +103,7 @@ def stored_messages(root: Path, tenant: Tenant) -> int:
 @pytest.fixture
 def step_hook() -> Iterator[Callable[[Callable[[str, object], None]], None]]:
     def install(hook: Callable[[str, object], None]) -> None:
-        services.STEP_HOOK = hook  # type: ignore[assignment]
+        services.STEP_HOOK = hook
 
     yield install
     services.STEP_HOOK = None

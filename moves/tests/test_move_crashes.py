@@ -13,7 +13,7 @@ from tenants.models import State, TenantState
 STEPS = [Step.FENCED, Step.EVICTED, Step.COPIED, Step.SWITCHED, Step.WARMED, Step.CLEANED]
 
 
-def _crash_at(where: str, exc: BaseException):  # type: ignore[no-untyped-def]
+def _crash_at(where: str, exc: BaseException):
     def hook(step: str, _move: object) -> None:
         if step == where:
             raise exc
@@ -22,7 +22,7 @@ def _crash_at(where: str, exc: BaseException):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("where", STEPS)
-def test_crash_after_each_step_then_a_rerun_completes(db, split_nodes, make_tenant, step_hook, where) -> None:  # type: ignore[no-untyped-def]
+def test_crash_after_each_step_then_a_rerun_completes(db, split_nodes, make_tenant, step_hook, where) -> None:
     b, a = split_nodes.start("B"), split_nodes.start("A")
     tenant = make_tenant(tier="B")
     make_hot(b, tenant, 3)
@@ -32,7 +32,7 @@ def test_crash_after_each_step_then_a_rerun_completes(db, split_nodes, make_tena
         services.move_run(move_id=move.id)
     move.refresh_from_db()
     assert (move.status, move.step, move.finished_at) == (MoveStatus.RUNNING, where, None)
-    step_hook(None)  # type: ignore[arg-type]
+    step_hook(None)
     assert tasks.move_tenant.apply(args=[str(move.id)]).get() == MoveStatus.COMPLETED
     move.refresh_from_db()
     assert move.attempts == 2
@@ -44,7 +44,7 @@ def test_crash_after_each_step_then_a_rerun_completes(db, split_nodes, make_tena
 
 
 @pytest.mark.parametrize("where", [Step.FENCED, Step.EVICTED, Step.COPIED, Step.SWITCHED])
-def test_failure_after_each_step_before_warm_rolls_back(db, split_nodes, make_tenant, step_hook, where) -> None:  # type: ignore[no-untyped-def]
+def test_failure_after_each_step_before_warm_rolls_back(db, split_nodes, make_tenant, step_hook, where) -> None:
     b = split_nodes.start("B")
     split_nodes.start("A")
     tenant = make_tenant(tier="B")
@@ -64,7 +64,7 @@ def test_failure_after_each_step_before_warm_rolls_back(db, split_nodes, make_te
     assert stored_messages(split_nodes.roots["B"], tenant) == 2 * 3
 
 
-def test_failure_after_warm_only_finishes_the_move(db, nodes, make_tenant, step_hook) -> None:  # type: ignore[no-untyped-def]
+def test_failure_after_warm_only_finishes_the_move(db, nodes, make_tenant, step_hook) -> None:
     b, a = nodes.start("B"), nodes.start("A")
     tenant = make_tenant(tier="B")
     make_hot(b, tenant, 1)
@@ -74,12 +74,12 @@ def test_failure_after_warm_only_finishes_the_move(db, nodes, make_tenant, step_
         services.move_run(move_id=move.id)
     move.refresh_from_db()
     assert (move.status, move.step) == (MoveStatus.RUNNING, Step.WARMED)  # never rolled back past the new tier
-    step_hook(None)  # type: ignore[arg-type]
+    step_hook(None)
     assert services.move_run(move_id=move.id).status == MoveStatus.COMPLETED
     assert TenantState.objects.get(tenant=tenant).pod_id == a.pod_id
 
 
-def test_crash_in_the_middle_of_the_rollback_then_it_finishes(db, nodes, make_tenant, step_hook) -> None:  # type: ignore[no-untyped-def]
+def test_crash_in_the_middle_of_the_rollback_then_it_finishes(db, nodes, make_tenant, step_hook) -> None:
     b = nodes.start("B")
     nodes.none_for("C")
     tenant = make_tenant(tier="B")
@@ -92,7 +92,7 @@ def test_crash_in_the_middle_of_the_rollback_then_it_finishes(db, nodes, make_te
     assert (move.status, move.failed_step) == (MoveStatus.ROLLING_BACK, Step.WARMED)
     tenant.refresh_from_db()
     assert tenant.tier == "C"  # switched, not yet switched back
-    step_hook(None)  # type: ignore[arg-type]
+    step_hook(None)
     move = services.move_run(move_id=move.id)
     assert move.status == MoveStatus.ROLLED_BACK
     tenant.refresh_from_db()
@@ -104,7 +104,7 @@ def test_crash_in_the_middle_of_the_rollback_then_it_finishes(db, nodes, make_te
 
 def test_sweep_runs_stalled_moves_again_and_leaves_fresh_ones(
     db, nodes, make_tenant, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     nodes.start("A")
     stalled = services.tenant_move(tenant_id=make_tenant().id, tier="A", actor=ACTOR, enqueue=False)
     fresh = services.tenant_move(tenant_id=make_tenant().id, tier="A", actor=ACTOR, enqueue=False)

@@ -13,14 +13,14 @@ from tenants.models import AuditLog, State, TenantState
 from tenants.services import tenant_suspend
 
 
-def _run(tenant, tier: str) -> Move:  # type: ignore[no-untyped-def]
+def _run(tenant, tier: str) -> Move:
     move = services.tenant_move(tenant_id=tenant.id, tier=tier, actor=ACTOR, reason="test", enqueue=False)
     return services.move_run(move_id=move.id)
 
 
 def test_hot_tenant_moves_b_to_a_and_the_new_pod_serves_it(
     db, nodes, make_tenant, data_root, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     b, a = nodes.start("B"), nodes.start("A")
     tenant = make_tenant(tier="B")
     before = make_hot(b, tenant, 5)
@@ -47,7 +47,7 @@ def test_hot_tenant_moves_b_to_a_and_the_new_pod_serves_it(
     assert stored_messages(data_root, tenant) == 2 * 6  # five exchanges before, one after: none lost
 
 
-def test_moving_to_the_current_tier_changes_nothing(db, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_moving_to_the_current_tier_changes_nothing(db, make_tenant) -> None:
     tenant = make_tenant(tier="B")
     before = TenantState.objects.get(tenant=tenant)
     move = services.tenant_move(tenant_id=tenant.id, tier="B", actor=ACTOR)
@@ -56,7 +56,7 @@ def test_moving_to_the_current_tier_changes_nothing(db, make_tenant) -> None:  #
     assert (after.generation, after.state, after.pod_id) == (before.generation, before.state, before.pod_id)
 
 
-def test_bad_tier_and_unknown_tenant_are_refused(db, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_bad_tier_and_unknown_tenant_are_refused(db, make_tenant) -> None:
     tenant = make_tenant(tier="B")
     with pytest.raises(InvalidInput):
         services.tenant_move(tenant_id=tenant.id, tier="Z", actor=ACTOR)
@@ -65,7 +65,7 @@ def test_bad_tier_and_unknown_tenant_are_refused(db, make_tenant) -> None:  # ty
     assert not Move.objects.exists()
 
 
-def test_one_move_at_a_time_and_a_repeated_request_returns_the_same_move(db, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_one_move_at_a_time_and_a_repeated_request_returns_the_same_move(db, make_tenant) -> None:
     tenant = make_tenant(tier="B")
     first = services.tenant_move(tenant_id=tenant.id, tier="A", actor=ACTOR, enqueue=False)
     again = services.tenant_move(tenant_id=tenant.id, tier="A", actor=ACTOR, enqueue=False)
@@ -75,7 +75,7 @@ def test_one_move_at_a_time_and_a_repeated_request_returns_the_same_move(db, mak
     assert Move.objects.filter(tenant=tenant).count() == 1
 
 
-def test_a_move_and_an_archive_refuse_each_other(db, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_a_move_and_an_archive_refuse_each_other(db, make_tenant) -> None:
     archived_first = make_tenant(tier="B")
     job = archival.archive_request(tenant_id=archived_first.id, actor=ACTOR, enqueue=False)
     with pytest.raises(Conflict, match=f"active archive job {job.id}"):
@@ -87,7 +87,7 @@ def test_a_move_and_an_archive_refuse_each_other(db, make_tenant) -> None:  # ty
     assert not ArchivalJob.objects.filter(tenant=moved_first).exists()
 
 
-def test_an_archived_tenant_only_changes_tier(db, nodes, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_an_archived_tenant_only_changes_tier(db, nodes, make_tenant) -> None:
     tenant = make_tenant(tier="C")
     TenantState.objects.filter(tenant=tenant).update(state=State.ARCHIVED, generation=4)
     ArchivalJob.objects.create(tenant=tenant, job_type=JobType.ARCHIVE, status=JobStatus.COMPLETED, manifest={})
@@ -98,7 +98,7 @@ def test_an_archived_tenant_only_changes_tier(db, nodes, make_tenant) -> None:  
     assert (tenant.tier, st.state, st.generation, st.tier_deployment) == ("B", State.ARCHIVED, 4, "tier-b")
 
 
-def test_a_suspended_cold_tenant_can_be_moved(db, nodes, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_a_suspended_cold_tenant_can_be_moved(db, nodes, make_tenant) -> None:
     a = nodes.start("A")
     tenant = make_tenant(tier="C")
     tenant_suspend(tenant_id=tenant.id, actor=ACTOR, reason="test")
@@ -107,7 +107,7 @@ def test_a_suspended_cold_tenant_can_be_moved(db, nodes, make_tenant) -> None:  
     assert TenantState.objects.get(tenant=tenant).pod_id == a.pod_id
 
 
-def test_new_tier_without_pods_rolls_back_cleanly(db, nodes, make_tenant, data_root) -> None:  # type: ignore[no-untyped-def]
+def test_new_tier_without_pods_rolls_back_cleanly(db, nodes, make_tenant, data_root) -> None:
     b = nodes.start("B")
     nodes.none_for("C")
     tenant = make_tenant(tier="B")
@@ -129,7 +129,7 @@ def test_new_tier_without_pods_rolls_back_cleanly(db, nodes, make_tenant, data_r
     assert stored_messages(data_root, tenant) == 2 * 4
 
 
-def test_old_pod_down_the_move_goes_on_fenced_by_generation(db, nodes, make_tenant, data_root) -> None:  # type: ignore[no-untyped-def]
+def test_old_pod_down_the_move_goes_on_fenced_by_generation(db, nodes, make_tenant, data_root) -> None:
     b, a = nodes.start("B"), nodes.start("A")
     tenant = make_tenant(tier="B")
     make_hot(b, tenant, 4)
@@ -143,7 +143,7 @@ def test_old_pod_down_the_move_goes_on_fenced_by_generation(db, nodes, make_tena
     assert stored_messages(data_root, tenant) == 2 * 4
 
 
-def test_separate_data_roots_copy_verified_then_delete_the_old_copy(db, split_nodes, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_separate_data_roots_copy_verified_then_delete_the_old_copy(db, split_nodes, make_tenant) -> None:
     b, a = split_nodes.start("B"), split_nodes.start("A")
     tenant = make_tenant(tier="B")
     make_hot(b, tenant, 6)
@@ -156,7 +156,7 @@ def test_separate_data_roots_copy_verified_then_delete_the_old_copy(db, split_no
     assert stored_messages(split_nodes.roots["A"], tenant) == 2 * 6
 
 
-def test_separate_roots_and_old_pod_down_roll_back_keeping_the_data(db, split_nodes, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_separate_roots_and_old_pod_down_roll_back_keeping_the_data(db, split_nodes, make_tenant) -> None:
     b = split_nodes.start("B")
     split_nodes.start("A")
     tenant = make_tenant(tier="B")

@@ -16,7 +16,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def asgi_server(transactional_db) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def asgi_server(transactional_db) -> Iterator[str]:
     from percolate_platform.asgi import application
 
     port = _free_port()

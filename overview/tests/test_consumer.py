@@ -22,7 +22,7 @@ WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_close=10)
 
 
 @pytest.fixture(autouse=True)
-def fresh_snapshot(settings):  # type: ignore[no-untyped-def]
+def fresh_snapshot(settings):
     settings.OVERVIEW_REFRESH_SECONDS = 0.1
     cache.clear()
 
@@ -58,7 +58,7 @@ def _handshake_status(server: str, headers: dict[str, str], path: str = "/ws/ove
     return asyncio.run(run())
 
 
-def test_staff_viewer_gets_the_snapshot_then_its_changes(asgi_server: str, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_staff_viewer_gets_the_snapshot_then_its_changes(asgi_server: str, make_tenant) -> None:
     tenant = make_tenant(tier="C")
     headers = {"Origin": ORIGIN, "Cookie": _session_cookie(_viewer())}
 
@@ -77,7 +77,7 @@ def test_staff_viewer_gets_the_snapshot_then_its_changes(asgi_server: str, make_
 
 
 @pytest.mark.parametrize("who", ["anonymous", "non-staff", "staff without view_tenant", "inactive staff", "gateway"])
-def test_outsiders_are_refused_at_the_handshake(who: str, asgi_server: str, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_outsiders_are_refused_at_the_handshake(who: str, asgi_server: str, make_tenant) -> None:
     headers = {"Origin": ORIGIN}
     path = "/ws/overview/"
     if who == "non-staff":
@@ -102,7 +102,7 @@ def test_another_sites_page_is_refused_even_with_a_staff_session(asgi_server: st
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="the in-memory layer reaches only its own process")
-def test_a_job_change_reaches_open_pages_at_once_through_the_channel_layer(asgi_server: str, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_a_job_change_reaches_open_pages_at_once_through_the_channel_layer(asgi_server: str, make_tenant) -> None:
     from archival.services import archive_request
     from tenants.audit import Actor
 

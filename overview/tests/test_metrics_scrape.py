@@ -16,13 +16,13 @@ from tiernode.tests.test_process import Node, _free_port
 
 
 @pytest.fixture
-def node(tmp_path: Path):  # type: ignore[no-untyped-def]
+def node(tmp_path: Path):
     node = Node(node_env(tmp_path, PERCOLATE_TENANT_TIER="B"), _free_port())
     yield node
     node.stop(signal.SIGTERM)
 
 
-def test_beat_task_stores_each_hot_tenants_series(db, node, make_tenant, settings) -> None:  # type: ignore[no-untyped-def]
+def test_beat_task_stores_each_hot_tenants_series(db, node, make_tenant, settings) -> None:
     ada, bob = make_tenant(), make_tenant()
     for _ in range(3):
         assert node.chat(ada.id, "hello", generation=1)[0] == 200
@@ -37,7 +37,7 @@ def test_beat_task_stores_each_hot_tenants_series(db, node, make_tenant, setting
     assert TenantMetric.objects.filter(tenant=bob, metric_name="requests").get().metric_value == 1
 
 
-def test_a_pod_down_or_a_crash_loses_only_that_pods_sample(db, node, make_tenant, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_pod_down_or_a_crash_loses_only_that_pods_sample(db, node, make_tenant, monkeypatch) -> None:
     tenant = make_tenant()
     assert node.chat(tenant.id, "hello", generation=1)[0] == 200
     here, down = f"127.0.0.1:{node.port}", f"127.0.0.1:{_free_port()}"
@@ -47,7 +47,7 @@ def test_a_pod_down_or_a_crash_loses_only_that_pods_sample(db, node, make_tenant
     real_store = metrics_scrape.store_samples
     calls = {"n": 0}
 
-    def crash_on_second(samples, *, at):  # type: ignore[no-untyped-def]
+    def crash_on_second(samples, *, at):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt("worker killed mid-scrape")
@@ -61,7 +61,7 @@ def test_a_pod_down_or_a_crash_loses_only_that_pods_sample(db, node, make_tenant
     assert metrics_scrape.scrape_pods(addresses=[here]).rows == 4  # the next scrape carries on
 
 
-def test_prune_keeps_the_retention_and_resumes_after_a_crash(db, make_tenant, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_prune_keeps_the_retention_and_resumes_after_a_crash(db, make_tenant, monkeypatch) -> None:
     tenant = make_tenant()
     now = timezone.now()
     for hours in range(10):
@@ -71,7 +71,7 @@ def test_prune_keeps_the_retention_and_resumes_after_a_crash(db, make_tenant, mo
     real_delete = metrics_scrape.TenantMetric.objects.filter
     batches = {"n": 0}
 
-    def crash_after_first_batch(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def crash_after_first_batch(*args, **kwargs):
         if "pk__in" in kwargs:
             batches["n"] += 1
             if batches["n"] == 2:
@@ -87,7 +87,7 @@ def test_prune_keeps_the_retention_and_resumes_after_a_crash(db, make_tenant, mo
     assert sorted(TenantMetric.objects.values_list("metric_value", flat=True)) == [0, 1, 2, 3, 4]
 
 
-def test_tenant_page_charts_the_last_day(admin_client_root, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_tenant_page_charts_the_last_day(admin_client_root, make_tenant) -> None:
     tenant = make_tenant()
     empty = admin_client_root.get(f"/admin/tenants/tenant/{tenant.id}/change/")
     assert b"No samples in the last 24 hours" in empty.content

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.browser]
 PASSWORD = "overview-password-123"
 
 
-def test_overview_numbers_move_live(browser, asgi_server, make_tenant, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_overview_numbers_move_live(browser, asgi_server, make_tenant, settings, tmp_path) -> None:
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec

@@ -15,7 +15,7 @@ def test_admin_index_links_the_overview(admin_client_root: Client) -> None:
     assert b'href="/admin/overview/"' in response.content
 
 
-def test_page_carries_the_snapshot_and_the_websocket_port(admin_client_root: Client, make_tenant, settings) -> None:  # type: ignore[no-untyped-def]
+def test_page_carries_the_snapshot_and_the_websocket_port(admin_client_root: Client, make_tenant, settings) -> None:
     settings.OVERVIEW_WEBSOCKET_PORT = 8001
     make_tenant(tier="A")
     response = admin_client_root.get("/admin/overview/")
@@ -27,7 +27,7 @@ def test_page_carries_the_snapshot_and_the_websocket_port(admin_client_root: Cli
 
 
 @pytest.mark.parametrize("who", ["anonymous", "non-staff", "staff without view_tenant"])
-def test_outsiders_do_not_see_the_page(who: str, db) -> None:  # type: ignore[no-untyped-def]
+def test_outsiders_do_not_see_the_page(who: str, db) -> None:
     client = Client()
     if who == "non-staff":
         client.force_login(User.objects.create_user("plain", "plain@example.com", "plain-password-123"))
@@ -41,7 +41,7 @@ def test_outsiders_do_not_see_the_page(who: str, db) -> None:  # type: ignore[no
         assert response["Location"].startswith("/admin/login/")
 
 
-def test_staff_with_only_the_view_permission_sees_it(db) -> None:  # type: ignore[no-untyped-def]
+def test_staff_with_only_the_view_permission_sees_it(db) -> None:
     user = User.objects.create_user("viewer", "viewer@example.com", "viewer-password-123", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="view_tenant", content_type__app_label="tenants"))
     client = Client()
@@ -49,7 +49,7 @@ def test_staff_with_only_the_view_permission_sees_it(db) -> None:  # type: ignor
     assert client.get("/admin/overview/").status_code == 200
 
 
-def test_moves_in_flight_and_rolled_back_are_listed(admin_client_root: Client, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_moves_in_flight_and_rolled_back_are_listed(admin_client_root: Client, make_tenant) -> None:
     from moves.services import tenant_move
     from tenants.audit import Actor
 

@@ -9,7 +9,7 @@ from overview import selectors
 from tenants.models import State, TenantState
 
 
-def test_small_table_counts_exactly(make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_small_table_counts_exactly(make_tenant) -> None:
     for tier in ("A", "B", "B"):
         make_tenant(tier=tier)
     counts = selectors.tenant_counts()
@@ -20,7 +20,7 @@ def test_small_table_counts_exactly(make_tenant) -> None:  # type: ignore[no-unt
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="estimates are PostgreSQL's planner's")
 def test_big_table_estimates_big_states_and_counts_small_ones(
     make_tenant, monkeypatch, django_assert_max_num_queries
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tenants = [make_tenant(tier="C") for _ in range(40)]
     hot = tenants[0]
     TenantState.objects.filter(tenant=hot).update(state=State.HOT, pod_id="p:1", tier_deployment="tier-c")

@@ -47,10 +47,10 @@ def terminate(pid: int) -> None:
     thread.join()
 
 
-def run_in_one_thread(calls):  # type: ignore[no-untyped-def]
+def run_in_one_thread(calls):
     """Run the awaitables' factories in order on a loop whose executor has one thread (the same connection)."""
 
-    async def main():  # type: ignore[no-untyped-def]
+    async def main():
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(1))
         results = []
         for call in calls:
@@ -68,13 +68,13 @@ def test_a_thread_survives_a_database_restart_only_when_its_calls_release_the_co
     plain = sync_to_async(backend_pid, thread_sensitive=False)
     pids: list[int] = []
 
-    def kill_last():  # type: ignore[no-untyped-def]
+    def kill_last():
         async def run() -> None:
             terminate(pids[-1])
 
         return run()
 
-    async def remember(call):  # type: ignore[no-untyped-def]
+    async def remember(call):
         pid = await call()
         pids.append(pid)
         return pid

@@ -179,7 +179,60 @@ def test_production_process_reads_master_key_file(tmp_path: Path) -> None:
 
 
 def test_process_with_malformed_master_key_refuses_even_in_debug(tmp_path: Path) -> None:
-    result = _start(tmp_path, PLATFORM_MASTER_KEY="too-short")
+    result = _start(tmp_path, DJANGO_DEBUG="true", PLATFORM_MASTER_KEY="too-short")
+    assert result.returncode != 0
+    assert "PLATFORM_MASTER_KEY" in result.stderr
+
+
+def _bare(tmp_path: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The settings module in a process with no environment at all but PATH, the var directory and `env`."""
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PERCOLATE_VAR_DIR": str(tmp_path / "var")}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings as s; " + code],
+        cwd=BASE_DIR,
+        env=base | {"DJANGO_SETTINGS_MODULE": "percolate_platform.settings"} | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_with_no_environment_at_all_debug_is_off_and_the_process_refuses_to_start(tmp_path: Path) -> None:
+    """DEBUG off unless asked for (#16): with nothing set, no development secret key, service token or local master
+    key is used; the first missing secret stops the process."""
+    result = _bare(tmp_path, "print(s.DEBUG)")
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false" in result.stderr
+    assert not (tmp_path / "var" / LOCAL_KEY_FILE).exists()
+
+
+def test_with_only_the_production_secrets_debug_is_off(tmp_path: Path) -> None:
+    """No DJANGO_DEBUG at all: production, with its secure defaults."""
+    secrets_only = {k: v for k, v in PRODUCTION.items() if k != "DJANGO_DEBUG"}
+    code = "import json; print(json.dumps([s.DEBUG, s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE]))"
+    result = _bare(tmp_path, code, **secrets_only, PLATFORM_MASTER_KEY=secrets.token_hex(32))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [False, True, True]
+
+
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "PLATFORM_SERVICE_TOKEN", "PLATFORM_MASTER_KEY"])
+def test_production_without_any_one_secret_refuses_to_start(tmp_path: Path, missing: str) -> None:
+    """Without DJANGO_DEBUG, each development default is refused: secret key, service token, master key."""
+    env = {k: v for k, v in PRODUCTION.items() if k != "DJANGO_DEBUG"} | {"PLATFORM_MASTER_KEY": secrets.token_hex(32)}
+    del env[missing]
+    result = _bare(tmp_path, "print(s.DEBUG)", **env)
+    assert result.returncode != 0
+    assert missing in result.stderr
+    assert not (tmp_path / "var" / LOCAL_KEY_FILE).exists()
+
+
+def test_the_development_settings_turn_debug_on(tmp_path: Path) -> None:
+    """percolate_platform.settings_dev (the suite's and the type checker's) asks for DEBUG; an explicit value wins."""
+    result = _bare(tmp_path, "print(s.DEBUG)", DJANGO_SETTINGS_MODULE="percolate_platform.settings_dev")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    result = _bare(tmp_path, "print(s.DEBUG)", DJANGO_SETTINGS_MODULE="percolate_platform.settings_dev", **PRODUCTION)
     assert result.returncode != 0
     assert "PLATFORM_MASTER_KEY" in result.stderr
 
@@ -231,10 +284,10 @@ def test_unknown_field_is_refused() -> None:
 
 
 def test_tier_policy_from_the_environment(tmp_path: Path) -> None:
-    result = _start(tmp_path, TIER_POLICY_JSON=json.dumps({"C": {"max_hot_per_pod": 30}}))
+    result = _start(tmp_path, DJANGO_DEBUG="true", TIER_POLICY_JSON=json.dumps({"C": {"max_hot_per_pod": 30}}))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["c_max_hot"] == 30
-    result = _start(tmp_path, TIER_POLICY_JSON=json.dumps({"Z": {"max_hot_per_pod": 30}}))
+    result = _start(tmp_path, DJANGO_DEBUG="true", TIER_POLICY_JSON=json.dumps({"Z": {"max_hot_per_pod": 30}}))
     assert result.returncode != 0
     assert "unknown tier" in result.stderr
 

@@ -5,7 +5,7 @@ from billing.models import BillingEvent, ProcessingStatus
 from percolate_platform.worker_metrics import build_registry
 
 
-def test_counts_come_from_the_database_and_the_queue_length_from_redis(tenant) -> None:  # type: ignore[no-untyped-def]
+def test_counts_come_from_the_database_and_the_queue_length_from_redis(tenant) -> None:
     ArchivalJob.objects.create(tenant=tenant, job_type=JobType.ARCHIVE, status=JobStatus.COMPLETED)
     ArchivalJob.objects.create(tenant=tenant, job_type=JobType.RESTORE, status=JobStatus.FAILED)
     BillingEvent.objects.create(

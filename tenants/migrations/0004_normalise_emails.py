@@ -12,14 +12,14 @@ from django.db import migrations
 ACTOR = "migration:tenants.0004_normalise_emails"
 
 
-def normalise_emails(apps, schema_editor):  # type: ignore[no-untyped-def]
+def normalise_emails(apps, schema_editor):
     from tenants.emails import normalize_email
     from tenants.errors import InvalidInput
 
     Tenant = apps.get_model("tenants", "Tenant")
     AuditLog = apps.get_model("tenants", "AuditLog")
 
-    def audit(tenant, action, metadata):  # type: ignore[no-untyped-def]
+    def audit(tenant, action, metadata):
         AuditLog.objects.create(
             tenant=tenant, actor=ACTOR, action=action, resource_type="tenant", resource_id=tenant.pk, metadata=metadata
         )

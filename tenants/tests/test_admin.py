@@ -466,7 +466,7 @@ def test_search_sql_is_a_prefix_like_on_the_email_index(
 
     from tenants.admin import TenantAdmin
 
-    qs, _ = TenantAdmin(Tenant, admin_site()).get_search_results(None, Tenant.objects.all(), "car")  # type: ignore[arg-type]
+    qs, _ = TenantAdmin(Tenant, admin_site()).get_search_results(None, Tenant.objects.all(), "car")
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
     assert "idx_tenants_email" in qs.explain()

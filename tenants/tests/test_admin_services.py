@@ -3,7 +3,7 @@ from tenants.models import TenantState
 from tenants.services import tenant_assign_pod
 
 
-def test_an_email_change_keeps_the_pod(tenant, actor) -> None:  # type: ignore[no-untyped-def]
+def test_an_email_change_keeps_the_pod(tenant, actor) -> None:
     state = tenant_assign_pod(tenant_id=tenant.id, pod_id="10.0.0.1:8000", actor=actor)
     tenant_update(tenant_id=tenant.id, actor=actor, email="New@Example.com")
     after = TenantState.objects.get(tenant=tenant)

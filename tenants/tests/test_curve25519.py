@@ -102,7 +102,7 @@ def test_real_keys_pass(_: int) -> None:
     assert L.bit_length() == 253
 
 
-def test_the_api_refuses_weak_keys_with_400_and_says_why(staff_api, tenant) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_refuses_weak_keys_with_400_and_says_why(staff_api, tenant) -> None:
     from tenants.models import Device
 
     good_encryption = b64url(x25519_raw())

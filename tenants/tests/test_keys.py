@@ -37,7 +37,7 @@ def test_wrap_unwrap_round_trip(tenant: Tenant) -> None:
 
 
 def test_each_tenant_gets_its_own_key(make_tenant: object) -> None:
-    keys = {tenant_data_key(tenant_id=make_tenant().id)[1] for _ in range(5)}  # type: ignore[operator]
+    keys = {tenant_data_key(tenant_id=make_tenant().id)[1] for _ in range(5)}
     assert len(keys) == 5
 
 
@@ -116,14 +116,14 @@ def test_unknown_tenant_is_not_found(db: None) -> None:
 @pytest.mark.parametrize("bad", [uuid.uuid4(), "garbage"])
 def test_rotate_unknown_tenant_is_not_found(db: None, bad: object) -> None:
     with pytest.raises(NotFound):
-        tenant_key_rotate(tenant_id=bad, actor=TEST_ACTOR)  # type: ignore[arg-type]
+        tenant_key_rotate(tenant_id=bad, actor=TEST_ACTOR)
     assert not TenantKey.objects.exists()
 
 
 def test_unknown_key_id_is_not_found(tenant: Tenant, make_tenant: object) -> None:
     with pytest.raises(NotFound):
         tenant_data_key(tenant_id=tenant.id, key_id="tk-doesnotexist")
-    other_id, _ = tenant_data_key(tenant_id=make_tenant().id)  # type: ignore[operator]
+    other_id, _ = tenant_data_key(tenant_id=make_tenant().id)
     with pytest.raises(NotFound):  # another tenant's key id does not open for this tenant
         tenant_data_key(tenant_id=tenant.id, key_id=other_id)
 

@@ -199,7 +199,7 @@ def test_assign_pod_bumps_generation_and_fences_the_old_pod(tenant: Tenant) -> N
 
 
 def test_assign_pod_twice_bumps_twice(make_tenant: object) -> None:
-    tenant = make_tenant(tier="A")  # type: ignore[operator]
+    tenant = make_tenant(tier="A")
     tenant_assign_pod(tenant_id=tenant.id, pod_id="tier-a-0", actor=POD)
     state = tenant_assign_pod(tenant_id=tenant.id, pod_id="tier-a-0", actor=POD)
     assert state.generation == 3

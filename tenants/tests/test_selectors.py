@@ -27,7 +27,7 @@ def test_tenant_route_fields(make_tenant: Callable[..., Tenant], actor: object) 
         generation=7,
         pod_id="tier-a-1",
     )
-    tenant_suspend(tenant_id=tenant.id, actor=actor)  # type: ignore[arg-type]
+    tenant_suspend(tenant_id=tenant.id, actor=actor)
     route = tenant_route(tenant_id=str(tenant.id))
     assert route is not None
     assert route.status == "suspended"
@@ -60,7 +60,7 @@ def test_tenant_route_without_state_row_defaults_to_cold(db: None) -> None:
 
 @pytest.mark.parametrize("bad", [uuid.uuid4(), str(uuid.uuid4()), "garbage", "", "1234", None, {"a": 1}, 3.5])
 def test_tenant_route_unknown_or_garbage_is_none(db: None, bad: object) -> None:
-    assert tenant_route(tenant_id=bad) is None  # type: ignore[arg-type]
+    assert tenant_route(tenant_id=bad) is None
 
 
 def _cold(make_tenant: Callable[..., Tenant], days_idle: float, state: str = "cold") -> Tenant:
@@ -103,7 +103,7 @@ def test_tenant_counts(make_tenant: Callable[..., Tenant], actor: object) -> Non
     a = make_tenant(tier="A")
     make_tenant(tier="A")
     make_tenant(tier="C")
-    tenant_suspend(tenant_id=a.id, actor=actor)  # type: ignore[arg-type]
+    tenant_suspend(tenant_id=a.id, actor=actor)
     counts = tenant_counts()
     assert counts["status"] == [("A", "active", 1), ("A", "suspended", 1), ("C", "active", 1)]
     assert counts["state"] == [("A", "cold", 2), ("C", "cold", 1)]
@@ -115,8 +115,8 @@ def test_a_tenant_with_an_unfinished_tier_move_is_routed_as_moving(
     from moves.services import tenant_move
 
     moving, still = make_tenant(tier="B"), make_tenant(tier="B")
-    tenant_move(tenant_id=moving.id, tier="A", actor=actor, enqueue=False)  # type: ignore[arg-type]
-    tenant_move(tenant_id=still.id, tier="B", actor=actor)  # type: ignore[arg-type]  # a finished no-op
+    tenant_move(tenant_id=moving.id, tier="A", actor=actor, enqueue=False)
+    tenant_move(tenant_id=still.id, tier="B", actor=actor)  # a finished no-op
     with django_assert_num_queries(1):  # type: ignore[attr-defined]
         route = tenant_route(tenant_id=moving.id)
     assert route is not None and route.moving

@@ -72,7 +72,7 @@ def test_provision_default_security_mode_is_node_based() -> None:
 )
 def test_provision_bad_input_is_refused_with_field_errors(kwargs: dict[str, object], field: str) -> None:
     with pytest.raises(InvalidInput) as info:
-        tenant_provision(**kwargs, actor=STAFF)  # type: ignore[arg-type]
+        tenant_provision(**kwargs, actor=STAFF)
     assert field in info.value.fields
     assert info.value.fields[field]
     assert info.value.http_status == 400

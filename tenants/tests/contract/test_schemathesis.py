@@ -106,7 +106,7 @@ def _assert_clean(result: subprocess.CompletedProcess[str]) -> None:
     assert " passed" in result.stdout, result.stdout[-5000:]
 
 
-def test_staff_and_service_get_exactly_what_the_schema_promises(platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_staff_and_service_get_exactly_what_the_schema_promises(platform, tmp_path) -> None:
     server, tokens, schema = platform
     config = _config(
         tmp_path / "schemathesis.toml",
@@ -119,7 +119,7 @@ def test_staff_and_service_get_exactly_what_the_schema_promises(platform, tmp_pa
 
 
 @pytest.mark.parametrize("caller", ["anonymous", "plain"])
-def test_callers_without_permission_get_no_2xx(platform, tmp_path, caller: str) -> None:  # type: ignore[no-untyped-def]
+def test_callers_without_permission_get_no_2xx(platform, tmp_path, caller: str) -> None:
     server, tokens, schema = platform
     headers = dict(FORWARDED_HTTPS)
     if caller == "plain":
