@@ -36,7 +36,7 @@ from archival.jobs import (
 )
 from archival.models import ArchivalJob
 from archival.selectors import tenant_data_dir
-from tenants.audit import audit_write
+from core.audit import audit_write
 from tenants.keys import tenant_data_key
 from tenants.models import State, TenantState
 from tenants.services import tenant_state_transition

@@ -24,9 +24,9 @@ from django.utils import timezone
 from archival import objectstore, rocks, sealed, tarball
 from archival.models import ArchivalJob, JobStatus, JobType
 from archival.selectors import active_job
+from core.audit import Actor, audit_write
+from core.errors import Conflict, NotFound, PlatformError
 from moves.selectors import active_move
-from tenants.audit import Actor, audit_write
-from tenants.errors import Conflict, NotFound, PlatformError
 from tenants.models import Tenant, TenantState
 
 log = logging.getLogger("archival.services")

@@ -32,7 +32,7 @@ from archival.jobs import (
 )
 from archival.models import ArchivalJob
 from archival.selectors import latest_archive, tenant_data_dir
-from tenants.errors import PlatformError
+from core.errors import PlatformError
 from tenants.keys import tenant_data_key
 from tenants.models import State, TenantState
 from tenants.services import tenant_state_transition

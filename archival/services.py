@@ -31,8 +31,8 @@ from archival.jobs import (
 )
 from archival.models import ArchivalJob, JobType
 from archival.selectors import cold_tenants_due, latest_archive, stalled_jobs
-from tenants.audit import Actor
-from tenants.errors import Conflict
+from core.audit import Actor
+from core.errors import Conflict
 from tenants.models import State, Tenant, TenantState
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import IO, Any, BinaryIO, cast
 
 from archival import objectstore, sealed, tarball
 from backups import keys, pg, store
-from tenants.errors import PlatformError
+from core.errors import PlatformError
 
 READ_CHUNK = 1 << 20
 

@@ -22,8 +22,8 @@ from django.utils import timezone
 from archival import objectstore, sealed
 from backups import dump, keys, pg, store
 from backups.models import PlatformBackup, RunStatus
-from tenants.audit import Actor, audit_write
-from tenants.errors import NotFound, PlatformError
+from core.audit import Actor, audit_write
+from core.errors import NotFound, PlatformError
 
 log = logging.getLogger(__name__)
 STEP_HOOK: Callable[[str], None] | None = None  # tests inject crashes here

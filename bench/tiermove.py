@@ -146,10 +146,10 @@ def main() -> None:
 def run(stack: Stack, n_tenants: int, n_clients: int) -> dict[str, Any]:
     from django.conf import settings
 
+    from core.audit import Actor
     from gateway.tokens import mint_platform_token
     from moves import pods, services
     from moves.models import MoveStatus
-    from tenants.audit import Actor
     from tenants.models import TenantState
     from tenants.services import tenant_assign_pod, tenant_provision
     from tiernode.store import TenantStore

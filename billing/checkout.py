@@ -17,7 +17,7 @@ from billing.models import BillingEvent, Subscription, SubscriptionStatus
 from billing.payloads import customer_of, data_object
 from billing.subscriptions import stripe_id
 from billing.tier_moves import BILLING_ACTOR
-from tenants.emails import normalize_email
+from core.emails import normalize_email
 from tenants.models import Tenant
 from tenants.services import tenant_provision
 

@@ -13,10 +13,10 @@ from functools import partial
 from django.conf import settings
 from django.db import transaction
 
+from core.audit import Actor
+from core.errors import Conflict
 from moves.selectors import active_move
 from moves.services import tenant_move
-from tenants.audit import Actor
-from tenants.errors import Conflict
 from tenants.models import Tenant, TenantStatus
 
 log = logging.getLogger(__name__)

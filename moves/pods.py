@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from core.errors import PlatformError
 from gateway.hashing import ranked_pods
-from tenants.errors import PlatformError
 
 
 class PodCallFailed(PlatformError):

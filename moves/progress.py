@@ -9,8 +9,8 @@ import time
 
 from django.utils import timezone
 
+from core.audit import Actor, audit_write
 from moves.models import Move
-from tenants.audit import Actor, audit_write
 
 log = logging.getLogger("moves")
 MOVE_ACTOR = Actor.system("task:tier-move")

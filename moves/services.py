@@ -17,12 +17,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from archival.selectors import active_job
+from core.audit import Actor, audit_write
+from core.errors import Conflict, InvalidInput, NotFound
 from moves import rollback, steps
 from moves.models import Move, MoveStatus, Step
 from moves.runlock import run_lock
 from moves.selectors import active_move, stalled_moves, tenants_to_move
-from tenants.audit import Actor, audit_write
-from tenants.errors import Conflict, InvalidInput, NotFound
 from tenants.models import TenantStatus, Tier
 from tenants.services import locked_tenant, require_choice
 

@@ -19,10 +19,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.errors import PlatformError
 from moves import data, notify, pods
 from moves.models import Move, MoveStatus, Step
 from moves.progress import MOVE_ACTOR, audit_move, log, pause_at, record_step
-from tenants.errors import PlatformError
 from tenants.events import tenant_changed
 from tenants.models import State, TenantState
 from tenants.services import locked_tenant, tenant_state_transition

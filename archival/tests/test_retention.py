@@ -12,7 +12,7 @@ from django.utils import timezone
 from archival import objectstore, retention, sealed
 from archival.models import ArchivalJob, JobStatus, JobType
 from archival.tests.conftest import s3_client
-from tenants.audit import Actor
+from core.audit import Actor
 from tenants.keys import tenant_data_key
 from tenants.models import AuditLog, Tenant, TenantKey
 from tenants.services import tenant_delete

@@ -10,8 +10,8 @@ from archival import objectstore, rocks, services
 from archival.models import ArchivalJob, JobStatus
 from archival.selectors import tenant_data_dir
 from archival.tests.conftest import SimulatedCrash, s3_storage_config
-from tenants.audit import Actor
-from tenants.errors import Conflict
+from core.audit import Actor
+from core.errors import Conflict
 from tenants.models import State, TenantState
 from tenants.services import tenant_state_transition
 

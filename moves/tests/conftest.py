@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from archival.tests.test_evict import TierNode
+from core.audit import Actor
 from moves import services
-from tenants.audit import Actor
 from tenants.models import State, Tenant, TenantState
 from tenants.services import tenant_state_transition
 from tiernode.store import TenantStore
