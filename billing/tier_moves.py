@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from core.audit import Actor
+from core.enqueue import task_named
 from core.errors import Conflict
 from moves.selectors import active_move
 from moves.services import tenant_move
@@ -24,10 +25,8 @@ BILLING_ACTOR = Actor.system("service:billing")
 
 
 def _follow_later(tenant_id: uuid.UUID) -> None:
-    from billing.tasks import follow_tier
-
     try:
-        follow_tier.apply_async((str(tenant_id),), countdown=settings.STRIPE_TIER_FOLLOW_SECONDS)
+        task_named("billing.follow_tier").apply_async((str(tenant_id),), countdown=settings.STRIPE_TIER_FOLLOW_SECONDS)
     except Exception:  # the broker is down: stripe_sync_subscriptions repairs the tier
         log.exception("billing: could not schedule the tier follow-up of tenant %s", tenant_id)
 

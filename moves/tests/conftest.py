@@ -9,7 +9,7 @@ import pytest
 
 from archival.tests.test_evict import TierNode
 from core.audit import Actor
-from moves import services
+from moves import progress
 from tenants.models import State, Tenant, TenantState
 from tenants.services import tenant_state_transition
 from tiernode.store import TenantStore
@@ -103,7 +103,7 @@ def stored_messages(root: Path, tenant: Tenant) -> int:
 @pytest.fixture
 def step_hook() -> Iterator[Callable[[Callable[[str, object], None]], None]]:
     def install(hook: Callable[[str, object], None]) -> None:
-        services.STEP_HOOK = hook  # type: ignore[assignment]
+        progress.STEP_HOOK = hook  # type: ignore[assignment]
 
     yield install
-    services.STEP_HOOK = None
+    progress.STEP_HOOK = None
