@@ -20,9 +20,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from archival import objectstore, rocks, sealed, tarball
+from archival import objectstore, rocks, tarball
 from archival.models import ArchivalJob, JobStatus, JobType
 from archival.selectors import active_job
+from core import sealed
 from core.audit import Actor, audit_write
 from core.enqueue import task_named
 from core.errors import Conflict, NotFound, PlatformError

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
-from archival import objectstore, sealed, tarball
+from archival import objectstore, tarball
 from backups import keys, pg, store
+from core import sealed
 from core.errors import PlatformError
 
 READ_CHUNK = 1 << 20

@@ -19,9 +19,10 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from archival import objectstore, sealed
+from archival import objectstore
 from backups import dump, keys, pg, store
 from backups.models import PlatformBackup, RunStatus
+from core import sealed
 from core.audit import Actor, audit_write
 from core.errors import NotFound, PlatformError
 

@@ -39,7 +39,7 @@ def main() -> int:
     from django.core.management import call_command
 
     from core.audit import Actor
-    from percolate_platform.tier_policy import DEFAULT_TIER_POLICY
+    from core.tier_policy import DEFAULT_TIER_POLICY
     from tenants.models import TenantState
     from tenants.services import tenant_provision
     from tiernode.loadtime import _call, build_tenant, local_node_env

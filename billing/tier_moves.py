@@ -25,8 +25,9 @@ BILLING_ACTOR = Actor.system("service:billing")
 
 
 def _follow_later(tenant_id: uuid.UUID) -> None:
+    follow_tier = task_named("billing.follow_tier")
     try:
-        task_named("billing.follow_tier").apply_async((str(tenant_id),), countdown=settings.STRIPE_TIER_FOLLOW_SECONDS)
+        follow_tier.apply_async((str(tenant_id),), countdown=settings.STRIPE_TIER_FOLLOW_SECONDS)
     except Exception:  # the broker is down: stripe_sync_subscriptions repairs the tier
         log.exception("billing: could not schedule the tier follow-up of tenant %s", tenant_id)
 

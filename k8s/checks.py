@@ -7,7 +7,7 @@ every problem found. Each problem is a string that starts with the object it is 
 - schemas: Kubernetes objects strictly against the kubernetes-validate schemas for 1.30 and the newest it ships;
   custom resources (Argo CD, Sealed Secrets, Prometheus Operator, KEDA) strictly against ../shared/schemas/crds/
 - policy: hardening (non-root, read-only root filesystem, no capabilities, requests and limits, probes),
-  NetworkPolicy isolation, tier figures against percolate_platform/tier_policy.py
+  NetworkPolicy isolation, tier figures against core/tier_policy.py
 - monitoring: metric names used by dashboards, alerts and the adapter are in k8s/monitoring/exported-metrics.txt
 - deployability (#19): Argo CD waves and migration gates (waves.py), settings against manifests (envdrift.py),
   monitors, shutdown budgets, scale-down and availability, the edge, data protection and Argo CD projects; the
@@ -433,7 +433,7 @@ def check_network_isolation(objs: list[Obj]) -> list[str]:
 
 def tier_policy() -> dict[str, Any]:
     sys.path.insert(0, str(REPO_ROOT)) if str(REPO_ROOT) not in sys.path else None
-    from percolate_platform.tier_policy import DEFAULT_TIER_POLICY
+    from core.tier_policy import DEFAULT_TIER_POLICY
 
     return dict(DEFAULT_TIER_POLICY)
 

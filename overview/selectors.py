@@ -19,9 +19,9 @@ from archival.models import ACTIVE_JOB_STATUSES, ArchivalJob, JobStatus
 from backups.models import RestoreDrill
 from billing.models import BillingEvent, ProcessingStatus
 from core.admin_paginator import EXACT_COUNT_THRESHOLD, estimated_count, plan_estimate, table_estimate
+from core.tier_policy import TIERS
 from moves.models import ACTIVE_STATUSES as MOVE_ACTIVE
 from moves.models import Move, MoveStatus
-from percolate_platform.tier_policy import TIERS
 from tenants.models import State, TenantState
 
 RECENT_JOBS = 10

@@ -19,7 +19,7 @@ from archival import rocks, services
 from archival.models import ArchivalJob, JobStatus
 from archival.selectors import tenant_data_dir
 from core.audit import Actor
-from percolate_platform.pod_credentials import proxy_credential
+from core.pod_credentials import proxy_credential
 from tenants.models import AuditLog, State, TenantState
 from tenants.services import tenant_state_transition
 

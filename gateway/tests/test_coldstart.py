@@ -19,8 +19,9 @@ import pytest
 import uvicorn
 from django.utils import timezone
 
-from archival import objectstore, sealed
+from archival import objectstore
 from archival.models import ArchivalJob, JobStatus, JobType
+from core import sealed
 from gateway import coldanswer, metrics
 from gateway.app import Gateway
 from gateway.tests.conftest import Reply, bearer, call
