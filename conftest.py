@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from tenants.audit import Actor
+from core.audit import Actor
 from tenants.models import Tenant
 from tenants.services import tenant_provision
 

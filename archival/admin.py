@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from archival.models import ArchivalJob, ArchiveDrill
-from tenants.admin_mixins import ActionsOnlyAdminMixin, BigTableAdminMixin, TenantIdSearchMixin
+from core.admin_mixins import ActionsOnlyAdminMixin, BigTableAdminMixin, TenantIdSearchMixin
 
 
 @admin.register(ArchivalJob)

@@ -7,8 +7,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from archival import services
-from tenants.admin_mixins import run_for_each
-from tenants.audit import Actor
+from core.admin_mixins import run_for_each
+from core.audit import Actor
 
 
 @admin.action(description="Archive now (cold tenants)", permissions=["change"])

@@ -21,7 +21,7 @@ import os
 from django.db import transaction
 from django.utils import timezone
 
-from archival import evict, objectstore, pipeline, rocks, sealed
+from archival import evict, objectstore, pipeline, rocks
 from archival.jobs import (
     ARCHIVE_ACTOR,
     ArchivalError,
@@ -36,7 +36,8 @@ from archival.jobs import (
 )
 from archival.models import ArchivalJob
 from archival.selectors import tenant_data_dir
-from tenants.audit import audit_write
+from core import sealed
+from core.audit import audit_write
 from tenants.keys import tenant_data_key
 from tenants.models import State, TenantState
 from tenants.services import tenant_state_transition

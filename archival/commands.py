@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from archival.models import ArchivalJob
-from tenants.commands import PlatformCommand, cli_actor
+from core.commands import PlatformCommand, cli_actor
 from tenants.selectors import resolve_tenant_id
 
 

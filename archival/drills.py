@@ -14,7 +14,7 @@ from django.utils import timezone
 from archival import restore
 from archival.models import ArchivalJob, ArchiveDrill, DrillStatus
 from archival.selectors import completed_archives
-from tenants.errors import PlatformError
+from core.errors import PlatformError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ import hashlib
 import logging
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,12 +20,14 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from archival import objectstore, rocks, sealed, tarball
+from archival import objectstore, rocks, tarball
 from archival.models import ArchivalJob, JobStatus, JobType
 from archival.selectors import active_job
+from core import sealed
+from core.audit import Actor, audit_write
+from core.enqueue import task_named
+from core.errors import Conflict, NotFound, PlatformError
 from moves.selectors import active_move
-from tenants.audit import Actor, audit_write
-from tenants.errors import Conflict, NotFound, PlatformError
 from tenants.models import Tenant, TenantState
 
 log = logging.getLogger("archival.services")
@@ -54,12 +55,16 @@ class LeaseLost(ArchivalError):
     code = "lease_lost"
 
 
+# The crash-injection seam: tests set this to a callable(step_name, job) that raises to simulate a crash at that
+# point (the step names are listed in archival.services' docstring).
+STEP_HOOK: Callable[[str, ArchivalJob], None] | None = None
+
+
 def step(name: str, job: ArchivalJob) -> None:
-    """A named point between steps: tests inject crashes here (``archival.services.STEP_HOOK``), and
+    """A named point between steps: tests inject crashes here (``STEP_HOOK``), and
     ``ARCHIVAL_STEP_DELAY="name=seconds"`` slows a worker there for kill tests."""
-    hook = getattr(sys.modules.get("archival.services"), "STEP_HOOK", None)
-    if hook is not None:
-        hook(name, job)
+    if STEP_HOOK is not None:
+        STEP_HOOK(name, job)
     spec = os.environ.get("ARCHIVAL_STEP_DELAY", "")
     for item in filter(None, spec.split(",")):
         where, _, seconds = item.partition("=")
@@ -88,10 +93,12 @@ def fsync_dir(path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------- requests
 
 
-def enqueue_job(task_name: str, job_id: uuid.UUID) -> None:
-    from archival import tasks
+TASKS = {JobType.ARCHIVE: "archival.archive_tenant", JobType.RESTORE: "archival.restore_tenant"}
 
-    task = {"archive": tasks.archive_tenant, "restore": tasks.restore_tenant}[task_name]
+
+def enqueue_job(job_type: str, job_id: uuid.UUID) -> None:
+    """Send the job's task once the current transaction commits (by task name: see core.enqueue)."""
+    task = task_named(TASKS[JobType(job_type)])
     transaction.on_commit(lambda: task.delay(str(job_id)))
 
 

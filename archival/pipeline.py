@@ -17,7 +17,8 @@ from typing import Any, BinaryIO
 
 from django.conf import settings
 
-from archival import rocks, sealed, stages, tarball, untar
+from archival import rocks, stages, tarball, untar
+from core import sealed
 
 
 @dataclass(frozen=True)

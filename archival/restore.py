@@ -15,7 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from archival import objectstore, pipeline, rocks, sealed
+from archival import objectstore, pipeline, rocks
 from archival.jobs import (
     RESTORE_ACTOR,
     SCRATCH_DIR,
@@ -32,7 +32,8 @@ from archival.jobs import (
 )
 from archival.models import ArchivalJob
 from archival.selectors import latest_archive, tenant_data_dir
-from tenants.errors import PlatformError
+from core import sealed
+from core.errors import PlatformError
 from tenants.keys import tenant_data_key
 from tenants.models import State, TenantState
 from tenants.services import tenant_state_transition

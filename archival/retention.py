@@ -23,7 +23,7 @@ from django.utils import timezone
 from archival import objectstore
 from archival.jobs import ARCHIVE_ACTOR
 from archival.models import ArchivalJob, JobStatus, JobType
-from tenants.audit import audit_write
+from core.audit import audit_write
 from tenants.models import Tenant, TenantKey, TenantStatus
 
 log = logging.getLogger(__name__)

@@ -4,16 +4,15 @@ Every step is idempotent and safe to re-run after a crash anywhere; the steps li
 (evict through the pod if loaded, lease, upload, verify, mark archived, delete) and :mod:`archival.restore`, the job
 plumbing they share in :mod:`archival.jobs`, the byte pipelines in :mod:`archival.pipeline`.
 
-Crash-injection points (``STEP_HOOK``, a callable(step_name, job) that raises; ``ARCHIVAL_STEP_DELAY="name=seconds"``
-slows a worker for kill tests): ``before_upload``, ``after_upload``, ``after_verify``, ``after_state``,
-``after_delete`` for archives; ``before_place``, ``after_place`` for restores.
+Crash-injection points (``archival.jobs.STEP_HOOK``, a callable(step_name, job) that raises;
+``ARCHIVAL_STEP_DELAY="name=seconds"`` slows a worker for kill tests): ``before_upload``, ``after_upload``,
+``after_verify``, ``after_state``, ``after_delete`` for archives; ``before_place``, ``after_place`` for restores.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,8 +30,8 @@ from archival.jobs import (
 )
 from archival.models import ArchivalJob, JobType
 from archival.selectors import cold_tenants_due, latest_archive, stalled_jobs
-from tenants.audit import Actor
-from tenants.errors import Conflict
+from core.audit import Actor
+from core.errors import Conflict
 from tenants.models import State, Tenant, TenantState
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,6 @@ __all__ = [
     "ARCHIVE_ACTOR",
     "RESTORE_ACTOR",
     "SCRATCH_DIR",
-    "STEP_HOOK",
     "ArchivalError",
     "LeaseLost",
     "TransientArchivalError",
@@ -52,9 +50,6 @@ __all__ = [
     "sweep_cold_tenants",
     "verify_archive",
 ]
-
-# Tests set this to a callable(step_name, job) that raises to simulate a crash at that point (read by jobs.step).
-STEP_HOOK: Callable[[str, ArchivalJob], None] | None = None
 
 
 def archive_request(*, tenant_id: uuid.UUID | str, actor: Actor, enqueue: bool = True) -> ArchivalJob:

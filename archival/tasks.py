@@ -10,7 +10,7 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from archival import drills, retention, scratch, services
-from tenants.errors import Conflict
+from core.errors import Conflict
 
 RETRY: Any = {
     "acks_late": True,

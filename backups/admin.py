@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from backups.models import PlatformBackup, RestoreDrill
-from tenants.admin_mixins import ActionsOnlyAdminMixin
+from core.admin_mixins import ActionsOnlyAdminMixin
 
 
 @admin.register(PlatformBackup)

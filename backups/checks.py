@@ -17,8 +17,9 @@ from typing import Any, BinaryIO, cast
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 from django.db.migrations.loader import MigrationLoader
 
-from archival import objectstore, sealed
+from archival import objectstore
 from backups import pg
+from core import sealed
 from percolate_platform.master_key import master_keyring
 
 

@@ -18,12 +18,13 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from archival import objectstore, sealed
+from archival import objectstore
 from backups import checks, dump, pg, store
 from backups.models import RestoreDrill, RunStatus
 from backups.services import backup_resolve, failure_reason, live_target, run_step_hook
-from tenants.audit import Actor
-from tenants.errors import InvalidInput, PlatformError
+from core import sealed
+from core.audit import Actor
+from core.errors import InvalidInput, PlatformError
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
-from archival import objectstore, sealed, tarball
+from archival import objectstore, tarball
 from backups import keys, pg, store
-from tenants.errors import PlatformError
+from core import sealed
+from core.errors import PlatformError
 
 READ_CHUNK = 1 << 20
 

@@ -16,7 +16,7 @@ import uuid
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from archival.sealed import SealedError
+from core.sealed import SealedError
 from percolate_platform.master_key import fingerprint, master_keyring
 
 PLATFORM_ID = uuid.uuid5(uuid.NAMESPACE_URL, "percolate:platform-backup")

@@ -19,7 +19,7 @@ import psycopg
 from django.conf import settings
 from psycopg import sql
 
-from tenants.errors import InvalidInput, PlatformError
+from core.errors import InvalidInput, PlatformError
 
 # Debian's postgresql-client puts version-specific binaries here; /usr/bin holds wrappers that pick one.
 _VERSIONED_BINS = ("/usr/lib/postgresql/{}/bin",)

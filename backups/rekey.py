@@ -22,9 +22,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
 
+from core.audit import Actor, audit_write
+from core.errors import Conflict
 from percolate_platform.master_key import fingerprint, master_keyring
-from tenants.audit import Actor, audit_write
-from tenants.errors import Conflict
 from tenants.models import TenantKey
 
 DEFAULT_BATCH = 5_000

@@ -19,11 +19,12 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from archival import objectstore, sealed
+from archival import objectstore
 from backups import dump, keys, pg, store
 from backups.models import PlatformBackup, RunStatus
-from tenants.audit import Actor, audit_write
-from tenants.errors import NotFound, PlatformError
+from core import sealed
+from core.audit import Actor, audit_write
+from core.errors import NotFound, PlatformError
 
 log = logging.getLogger(__name__)
 STEP_HOOK: Callable[[str], None] | None = None  # tests inject crashes here

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from archival import objectstore, sealed
+from archival import objectstore
 from backups import keys
+from core import sealed
 
 ALIAS = "backups"
 PREFIX = "platform/backups/"

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 
 from backups import drills, services
-from tenants.audit import Actor
+from core.audit import Actor
 
 log = logging.getLogger(__name__)
 BEAT = Actor.system("task:backups")

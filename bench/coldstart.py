@@ -105,7 +105,7 @@ def setup_django(env: dict[str, str]) -> None:
 
 def provision(sizes: list[int]) -> dict[tuple[int, str], uuid.UUID]:
     """Per size: a node_based tenant (hot, then cold with its blob) and a mobile_only one (no blob: the wait path)."""
-    from tenants.audit import Actor
+    from core.audit import Actor
     from tenants.services import tenant_provision
 
     return {

@@ -273,7 +273,7 @@ class Target:
 def seed(count: int) -> tuple[float, float]:
     from tqdm import tqdm
 
-    from tenants.audit import Actor
+    from core.audit import Actor
     from tenants.seeding import tenants_seed
 
     with tqdm(total=count, unit="tenants", unit_scale=True, file=sys.stderr, mininterval=1.0) as bar:

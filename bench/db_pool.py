@@ -78,7 +78,7 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 from accounts.models import User
 from gateway.tokens import mint_platform_token
-from tenants.audit import Actor
+from core.audit import Actor
 from tenants.services import tenant_provision
 call_command("migrate", verbosity=0)
 ids = [tenant_provision(email=f"pool-{{i}}@example.com", tier="A", actor=Actor.system("bench")).id

@@ -3,7 +3,7 @@
     python -m bench.hpa [--overlay prod] [--chart var/bench/hpa.png] [--quiet]
 
 Reads each tier's HorizontalPodAutoscaler (min/max, hot_tenants_count and memory targets, behavior) from
-`kubectl kustomize k8s/overlays/<overlay>`, and the tier policy (percolate_platform/tier_policy.py) for how long
+`kubectl kustomize k8s/overlays/<overlay>`, and the tier policy (core/tier_policy.py) for how long
 a tenant stays hot after its last request and how many hot tenants a pod can hold. Tenant activity follows a
 day curve (quiet night, morning ramp, lunch dip, evening peak); a tenant is hot while its idle time is under the
 tier's hot -> warm timeout (tier A: kept warm, so once loaded it stays hot; the day starts right after a
@@ -285,7 +285,7 @@ def load_tiers(overlay: str = "prod") -> dict[str, HPA]:
 
 def tier_policy() -> dict[str, Any]:
     sys.path.insert(0, str(REPO_ROOT))
-    from percolate_platform.tier_policy import DEFAULT_TIER_POLICY
+    from core.tier_policy import DEFAULT_TIER_POLICY
 
     return dict(DEFAULT_TIER_POLICY)
 

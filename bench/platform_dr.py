@@ -104,7 +104,7 @@ def archive_some(count: int) -> None:
     from archival import rocks
     from archival import services as archival
     from archival.selectors import tenant_data_dir
-    from tenants.audit import Actor
+    from core.audit import Actor
     from tenants.models import State, TenantState
 
     actor = Actor.system("bench:platform_dr")
@@ -117,7 +117,7 @@ def archive_some(count: int) -> None:
 
 def one_round(drill_url: str) -> dict[str, Any]:
     from backups import drills, services
-    from tenants.audit import Actor
+    from core.audit import Actor
 
     actor = Actor.system("bench:platform_dr")
     started = time.perf_counter()
@@ -143,7 +143,7 @@ def rotate() -> dict[str, Any]:
     from django.conf import settings
 
     from backups import rekey
-    from tenants.audit import Actor
+    from core.audit import Actor
 
     settings.PLATFORM_MASTER_KEY_PREVIOUS = [settings.PLATFORM_MASTER_KEY]
     settings.PLATFORM_MASTER_KEY = secrets.token_bytes(32)

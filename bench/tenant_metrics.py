@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from django.db import connection
     from django.utils import timezone
 
+    from core.audit import Actor
     from overview.metrics_scrape import prune_tenant_metrics, store_samples
-    from tenants.audit import Actor
     from tenants.metric_charts import tenant_metric_series
     from tenants.models import Tenant
     from tenants.seeding import tenants_seed

@@ -38,8 +38,8 @@ def main() -> int:
     django.setup()
     from django.core.management import call_command
 
-    from percolate_platform.tier_policy import DEFAULT_TIER_POLICY
-    from tenants.audit import Actor
+    from core.audit import Actor
+    from core.tier_policy import DEFAULT_TIER_POLICY
     from tenants.models import TenantState
     from tenants.services import tenant_provision
     from tiernode.loadtime import _call, build_tenant, local_node_env

@@ -182,11 +182,11 @@ def main() -> None:
 def run(stack: Stack, n_tenants: int, n_clients: int, tenant_mb: int = 0) -> dict[str, Any]:
     from django.conf import settings
 
+    from core.audit import Actor
     from gateway.tokens import mint_platform_token
     from moves import services
     from moves.models import MoveStatus
     from tenants import pods
-    from tenants.audit import Actor
     from tenants.models import TenantState
     from tenants.services import tenant_assign_pod, tenant_provision
     from tiernode.store import TenantStore

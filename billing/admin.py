@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from billing.admin_actions import process_again
 from billing.models import BillingEvent, StripeReconciliation, Subscription
-from tenants.admin_mixins import (
+from core.admin_mixins import (
     ActionsOnlyAdminMixin,
     BigTableAdminMixin,
     ViewOnlyAdminMixin,

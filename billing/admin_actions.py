@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from billing.intake import enqueue
-from tenants.admin_mixins import run_for_each
+from core.admin_mixins import run_for_each
 
 
 @admin.action(description="Process again", permissions=["change"])

@@ -13,19 +13,18 @@ from django.db import transaction
 
 from billing.emails import send_welcome
 from billing.errors import HandlerError
+from billing.intake import enqueue
 from billing.models import BillingEvent, Subscription, SubscriptionStatus
 from billing.payloads import customer_of, data_object
+from billing.selectors import waiting_for_customer
 from billing.subscriptions import stripe_id
 from billing.tier_moves import BILLING_ACTOR
-from tenants.emails import normalize_email
+from core.emails import normalize_email
 from tenants.models import Tenant
 from tenants.services import tenant_provision
 
 
 def _resend_waiting(customer_id: str) -> None:
-    from billing.intake import enqueue
-    from billing.selectors import waiting_for_customer
-
     enqueue(waiting_for_customer(customer_id))
 
 

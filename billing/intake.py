@@ -17,6 +17,7 @@ from django.db.models import Field
 
 from billing.models import BillingEvent, ProcessingStatus
 from billing.payloads import amount_of, customer_of, event_time
+from core.enqueue import task_named
 
 log = logging.getLogger(__name__)
 FINISHED = (ProcessingStatus.PROCESSED, ProcessingStatus.IGNORED)
@@ -70,8 +71,7 @@ def event_store(*, event: dict[str, Any]) -> tuple[BillingEvent, bool]:
 def enqueue(event_ids: Iterable[uuid.UUID | str], *, manual: bool = False) -> int:
     """Send each event (row id or Stripe event id) to the worker once the current transaction commits; a broker
     error is logged, not raised."""
-    from billing.tasks import process_event
-
+    process_event = task_named("billing.process_event")
     ids = [str(pk) for pk in event_ids]
 
     def send() -> None:

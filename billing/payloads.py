@@ -5,7 +5,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from tenants.input_checks import json_problem
+from core.input_checks import json_problem
 
 _EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,200}\Z")
 _EVENT_TYPE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+){1,5}\Z")

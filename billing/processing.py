@@ -22,7 +22,9 @@ from django.utils import timezone
 from billing.checkout import checkout_completed
 from billing.dunning import invoice_paid, invoice_payment_failed
 from billing.errors import HandlerError
+from billing.intake import enqueue
 from billing.models import BillingEvent, ProcessingStatus
+from billing.selectors import due_events
 from billing.subscriptions import subscription_changed
 
 log = logging.getLogger(__name__)
@@ -114,9 +116,6 @@ def event_process(*, event_id: uuid.UUID | str, manual: bool = False) -> str:
 
 def retry_due(*, now: datetime | None = None, limit: int = 500) -> list[uuid.UUID]:
     """Failed events whose backoff has passed and received events nobody took (lost message or crashed worker)."""
-    from billing.intake import enqueue
-    from billing.selectors import due_events
-
     now = now or timezone.now()
     ids = due_events(now=now, stuck_before=now - timedelta(seconds=settings.STRIPE_EVENT_STUCK_SECONDS), limit=limit)
     enqueue(ids)

@@ -10,7 +10,7 @@ from typing import Any
 import stripe
 from django.conf import settings
 
-from tenants.errors import PlatformError
+from core.errors import PlatformError
 
 
 class StripeNotConfigured(PlatformError):

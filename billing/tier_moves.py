@@ -13,10 +13,11 @@ from functools import partial
 from django.conf import settings
 from django.db import transaction
 
+from core.audit import Actor
+from core.enqueue import task_named
+from core.errors import Conflict
 from moves.selectors import active_move
 from moves.services import tenant_move
-from tenants.audit import Actor
-from tenants.errors import Conflict
 from tenants.models import Tenant, TenantStatus
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,7 @@ BILLING_ACTOR = Actor.system("service:billing")
 
 
 def _follow_later(tenant_id: uuid.UUID) -> None:
-    from billing.tasks import follow_tier
-
+    follow_tier = task_named("billing.follow_tier")
     try:
         follow_tier.apply_async((str(tenant_id),), countdown=settings.STRIPE_TIER_FOLLOW_SECONDS)
     except Exception:  # the broker is down: stripe_sync_subscriptions repairs the tier

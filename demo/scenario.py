@@ -24,13 +24,13 @@ from archival.models import ArchivalJob, JobStatus, JobType
 from archival.services import archive_request
 from billing.dunning import dunning_apply
 from billing.models import BillingEvent, ProcessingStatus
+from core.audit import Actor
 from demo.client import Answer, DeviceKeys, chat
 from demo.runner import Runner, StepFailed, wait_for
 from gateway.tokens import mint_platform_token
 from moves.models import Move, MoveStatus
 from moves.services import tenant_move
 from overview.tasks import scrape_tenant_metrics
-from tenants.audit import Actor
 from tenants.device_services import device_register
 from tenants.models import State, Tenant, TenantMetric, TenantState
 from tenants.services import tenant_provision

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from multidict import CIMultiDict
 
+from core.pod_credentials import bearer, proxy_credential
 from gateway import metrics, surface
 from gateway.admission import Admission, Admitted, install, refuse
 from gateway.cache import TtlCache
@@ -37,7 +38,6 @@ from gateway.tokens import TokenRejected, platform_private_key
 from gateway.upstream import Timeouts, make_session
 from gateway.websocket import proxy_websocket
 from percolate_platform.db_pool import db_call
-from percolate_platform.pod_credentials import bearer, proxy_credential
 from tenants.selectors import DeviceKey, TenantRoute, device_key, tenant_route
 
 log = logging.getLogger(__name__)

@@ -47,7 +47,8 @@ def parse_blob(data: bytes, tenant_id: uuid.UUID) -> ContextBlob:
 
 def fetch_and_open(tenant_id: uuid.UUID) -> ContextBlob | None:
     """Blocking: read the stored blob and open it with the tenant's key. None if absent; BlobInvalid if bad."""
-    from archival import objectstore, sealed
+    from archival import objectstore
+    from core import sealed
     from tenants.keys import tenant_data_key
 
     try:

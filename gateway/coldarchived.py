@@ -23,8 +23,8 @@ RESTORE_RETRY_AFTER = 30
 def request_restore(tenant_id: uuid.UUID) -> str:
     """Blocking: ask the platform for a restore; 'requested', or 'already' if one is active (or not possible)."""
     from archival.services import restore_request
-    from tenants.audit import Actor
-    from tenants.errors import Conflict
+    from core.audit import Actor
+    from core.errors import Conflict
 
     try:
         restore_request(tenant_id=tenant_id, actor=Actor.system("gateway"))

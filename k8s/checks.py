@@ -10,7 +10,7 @@ do, tools do (#16); Python keeps only the project's own rules:
 - hardening: checkov, with the accepted findings in k8s/checkov-accepted.yaml, hardening.py
 - alert rules: `promtool check rules` and `promtool test rules` (tests/test_monitoring.py)
 - the project's own rules: NetworkPolicy isolation against the tier-pod contract (isolation.py), tier figures against
-  percolate_platform/tier_policy.py (tier_figures.py), exported metric names in dashboards, rules and the adapter
+  core/tier_policy.py (tier_figures.py), exported metric names in dashboards, rules and the adapter
   (metrics.py), Argo CD waves and migration gates (waves.py), settings against manifests (envdrift.py), monitors,
   shutdown budgets, scale-down and availability, the edge, data protection and Argo CD projects; the suite also runs
   the web container as the cluster calls it (tests/test_callers.py)

@@ -1,20 +1,17 @@
 """Tier figures, the project's own rule: replicas, HPA bounds and targets, the pods' tier environment and ports agree
-with percolate_platform/tier_policy.py."""
+with core/tier_policy.py."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from typing import Any
 
+from core.tier_policy import DEFAULT_TIER_POLICY
 from k8s.isolation import TIER_INTERNAL_PORT, TIER_PUBLIC_PORT
-from k8s.manifests import REPO_ROOT, Obj, find, object_id
+from k8s.manifests import Obj, find, object_id
 
 
 def tier_policy() -> dict[str, Any]:
-    sys.path.insert(0, str(REPO_ROOT)) if str(REPO_ROOT) not in sys.path else None
-    from percolate_platform.tier_policy import DEFAULT_TIER_POLICY
-
     return dict(DEFAULT_TIER_POLICY)
 
 

@@ -9,9 +9,9 @@ from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
+from core.admin_mixins import BigTableAdminMixin, ViewOnlyAdminMixin, parse_uuid
+from core.emails import normalize_email_prefix
 from moves.models import Move
-from tenants.admin_mixins import BigTableAdminMixin, ViewOnlyAdminMixin, parse_uuid
-from tenants.emails import normalize_email_prefix
 
 
 @admin.register(Move)

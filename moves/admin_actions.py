@@ -9,10 +9,10 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from core.admin_mixins import MAX_ACTION_ROWS, run_for_each
+from core.audit import Actor
 from moves.selectors import active_move, move_history
 from moves.services import tenant_move
-from tenants.admin_mixins import MAX_ACTION_ROWS, run_for_each
-from tenants.audit import Actor
 from tenants.models import Tier
 
 

@@ -15,13 +15,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api_auth import ServicePrincipal, ServiceTokenAuthentication
+from core.api_permissions import HasModelPermission, needs
+from core.audit import Actor
+from core.errors import NotFound
 from moves.models import Move
 from moves.serializers import MoveIn, MoveOut
 from moves.services import tenant_move
-from tenants.api_auth import ServicePrincipal, ServiceTokenAuthentication
-from tenants.api_permissions import HasModelPermission, needs
-from tenants.audit import Actor
-from tenants.errors import NotFound
 from tenants.models import Tenant
 
 

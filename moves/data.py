@@ -15,7 +15,7 @@ from pathlib import Path
 from django.conf import settings
 
 from archival import rocks
-from tenants.errors import PlatformError
+from core.errors import PlatformError
 
 SCRATCH = ".moves"
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
+from collections.abc import Callable
 
 from django.utils import timezone
 
+from core.audit import Actor, audit_write
 from moves.models import Move
-from tenants.audit import Actor, audit_write
 
 log = logging.getLogger("moves")
 MOVE_ACTOR = Actor.system("task:tier-move")
@@ -29,12 +29,15 @@ def record_step(move: Move, step: str, *, persist: bool = True, **fields: object
         move.save(update_fields=["step", "detail", "updated_at", *fields.keys()])
 
 
+# The crash-injection seam: tests set this to a callable(step, move) that raises to simulate a crash after that step.
+STEP_HOOK: Callable[[str, Move], None] | None = None
+
+
 def pause_at(step: str, move: Move) -> None:
-    """Tests inject crashes here (``moves.services.STEP_HOOK``); ``MOVE_STEP_DELAY="step=seconds"`` slows a worker
+    """Tests inject crashes here (``STEP_HOOK``); ``MOVE_STEP_DELAY="step=seconds"`` slows a worker
     there for kill tests and for watching a move in progress."""
-    hook = getattr(sys.modules.get("moves.services"), "STEP_HOOK", None)
-    if hook is not None:
-        hook(step, move)
+    if STEP_HOOK is not None:
+        STEP_HOOK(step, move)
     for item in filter(None, os.environ.get("MOVE_STEP_DELAY", "").split(",")):
         where, _, seconds = item.partition("=")
         if where == step:

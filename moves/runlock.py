@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from django.db import connection
 
-from tenants.errors import Conflict
+from core.errors import Conflict
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from moves.models import Move
+from tenants.models import Tenant, TenantStatus
 
 
 def active_move(tenant_id: uuid.UUID | str) -> Move | None:
@@ -38,8 +39,6 @@ def move_counts() -> list[tuple[str, str, str, int]]:
 
 def tenants_to_move(*, from_tier: str, limit: int) -> list[uuid.UUID]:
     """Up to ``limit`` tenant ids on ``from_tier`` (not deleted, not moving now), oldest first."""
-    from tenants.models import Tenant, TenantStatus
-
     return list(
         Tenant.objects.filter(tier=from_tier)
         .exclude(status=TenantStatus.DELETED)

@@ -2,8 +2,8 @@
 
 from rest_framework import serializers
 
+from core.api_fields import StrictCharField, StrictChoiceField, StrictSerializer
 from moves.models import Move
-from tenants.api_fields import StrictCharField, StrictChoiceField, StrictSerializer
 from tenants.models import Tier
 
 

@@ -2,42 +2,41 @@
 
 ``tenant_move`` records the move under the tenant's row lock and enqueues the task; ``move_run`` runs (or resumes)
 its steps (:mod:`moves.steps`) and, on a failure before the new tier has the tenant, rolls back
-(:mod:`moves.rollback`). Crash-injection points for tests: ``STEP_HOOK`` (a callable(step, move) called after each
-recorded step), ``MOVE_STEP_DELAY="step=seconds"`` to slow a worker there for kill tests.
+(:mod:`moves.rollback`). Crash-injection points for tests: ``moves.progress.STEP_HOOK`` (a callable(step, move)
+called after each recorded step), ``MOVE_STEP_DELAY="step=seconds"`` to slow a worker there for kill tests.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from archival.selectors import active_job
+from core.audit import Actor, audit_write
+from core.enqueue import task_named
+from core.errors import Conflict, InvalidInput, NotFound
 from moves import rollback, steps
 from moves.models import Move, MoveStatus, Step
 from moves.runlock import run_lock
 from moves.selectors import active_move, stalled_moves, tenants_to_move
-from tenants.audit import Actor, audit_write
-from tenants.errors import Conflict, InvalidInput, NotFound
 from tenants.models import TenantStatus, Tier
 from tenants.services import locked_tenant, require_choice
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STEP_HOOK", "move_run", "resume_stalled_moves", "tenant_move", "tenants_move_many"]
+__all__ = ["move_run", "resume_stalled_moves", "tenant_move", "tenants_move_many"]
 
-STEP_HOOK: Callable[[str, Move], None] | None = None
 MAX_REASON = 1000
 
 
 def _enqueue(move_id: uuid.UUID) -> None:
-    from moves import tasks
-
-    transaction.on_commit(lambda: tasks.move_tenant.delay(str(move_id)))
+    """Send the move's task once the current transaction commits (by task name: see core.enqueue)."""
+    task = task_named("moves.move_tenant")
+    transaction.on_commit(lambda: task.delay(str(move_id)))
 
 
 def tenant_move(

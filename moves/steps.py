@@ -19,11 +19,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.errors import PlatformError
 from moves import data, notify, placement
 from moves.models import Move, MoveStatus, Step
 from moves.progress import MOVE_ACTOR, audit_move, log, pause_at, record_step
 from tenants import pods
-from tenants.errors import PlatformError
 from tenants.events import tenant_changed
 from tenants.models import State, TenantState
 from tenants.services import locked_tenant, tenant_state_transition

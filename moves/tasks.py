@@ -8,8 +8,8 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
+from core.errors import Conflict
 from moves import services
-from tenants.errors import Conflict
 
 
 @shared_task(name="moves.move_tenant", acks_late=True, reject_on_worker_lost=True)

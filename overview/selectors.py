@@ -1,6 +1,6 @@
 """What the staff overview shows, read cheaply enough for 1M tenants.
 
-Big classes are estimated the way the admin's changelists are (`tenants.admin_paginator.estimated_count`: the planner's
+Big classes are estimated the way the admin's changelists are (`core.admin_paginator.estimated_count`: the planner's
 estimate on PostgreSQL, an exact count when that estimate is below 10,000 or on SQLite), so small numbers (hot tenants,
 jobs in flight, failures) are exact and move as things happen while millions of cold rows are never counted.
 """
@@ -18,10 +18,10 @@ from django.utils import timezone
 from archival.models import ACTIVE_JOB_STATUSES, ArchivalJob, JobStatus
 from backups.models import RestoreDrill
 from billing.models import BillingEvent, ProcessingStatus
+from core.admin_paginator import EXACT_COUNT_THRESHOLD, estimated_count, plan_estimate, table_estimate
+from core.tier_policy import TIERS
 from moves.models import ACTIVE_STATUSES as MOVE_ACTIVE
 from moves.models import Move, MoveStatus
-from percolate_platform.tier_policy import TIERS
-from tenants.admin_paginator import EXACT_COUNT_THRESHOLD, estimated_count, plan_estimate, table_estimate
 from tenants.models import State, TenantState
 
 RECENT_JOBS = 10

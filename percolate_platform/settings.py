@@ -36,7 +36,7 @@ if not SECRET_KEY:
     )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
-CSRF_FAILURE_VIEW = "tenants.api_errors.csrf_failure"  # JSON under /api/, Django's page elsewhere
+CSRF_FAILURE_VIEW = "core.api_errors.csrf_failure"  # JSON under /api/, Django's page elsewhere
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
+    "core",
     "accounts",
     "tenants",
     "billing",
@@ -61,10 +62,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Before anything reads a cookie, a parameter or the body: see tenants/middleware.py.
-    "tenants.middleware.InputGuardMiddleware",
+    # Before anything reads a cookie, a parameter or the body: see core/middleware.py.
+    "core.middleware.InputGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "tenants.middleware.ApiCommonMiddleware",
+    "core.middleware.ApiCommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -276,29 +277,29 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256
 
 REST_FRAMEWORK = {
     # Staff endpoints by default; internal endpoints set the service credential as their only scheme
-    # (tenants.api_auth), so each endpoint names the one scheme it accepts in WWW-Authenticate and in the schema.
+    # (core.api_auth), so each endpoint names the one scheme it accepts in WWW-Authenticate and in the schema.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PARSER_CLASSES": ["tenants.api_parsers.GuardedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api_parsers.GuardedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PERMISSION_CLASSES": ["tenants.api_permissions.HasModelPermission"],
-    "DEFAULT_SCHEMA_CLASS": "tenants.api_schema.ApiAutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "tenants.api_pagination.KeysetPagination",
+    "DEFAULT_PERMISSION_CLASSES": ["core.api_permissions.HasModelPermission"],
+    "DEFAULT_SCHEMA_CLASS": "core.api_schema.ApiAutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "core.api_pagination.KeysetPagination",
     "PAGE_SIZE": 100,
-    "EXCEPTION_HANDLER": "tenants.api_errors.json_exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.json_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Percolate Platform API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["tenants.api_auth.IsStaffUser"],
+    "SERVE_PERMISSIONS": ["core.api_auth.IsStaffUser"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "tenants.api_schema.add_error_responses",
-        "tenants.api_schema.add_links",
+        "core.api_schema.add_error_responses",
+        "core.api_schema.add_links",
     ],
 }
 

@@ -2,9 +2,9 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
+from core.api_errors import api_not_found
 from overview.views import overview
 from percolate_platform.health import healthz
-from tenants.api_errors import api_not_found
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -18,7 +18,7 @@ urlpatterns = [
     re_path(r"^api(?:/|$)", api_not_found),
 ]
 
-handler400 = "tenants.api_errors.bad_request"
-handler403 = "tenants.api_errors.permission_denied"
-handler404 = "tenants.api_errors.page_not_found"
-handler500 = "tenants.api_errors.server_error"
+handler400 = "core.api_errors.bad_request"
+handler403 = "core.api_errors.permission_denied"
+handler404 = "core.api_errors.page_not_found"
+handler500 = "core.api_errors.server_error"

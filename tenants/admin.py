@@ -20,9 +20,7 @@ from django.utils.html import format_html_join
 
 from archival.admin_actions import archive_now, restore
 from billing.models import Subscription
-from moves.admin_actions import move_to_tier, tenant_moves_panel
-from moves.services import tenant_move
-from tenants.admin_mixins import (
+from core.admin_mixins import (
     MAX_ACTION_ROWS,
     ActionsOnlyAdminMixin,
     BigTableAdminMixin,
@@ -32,11 +30,13 @@ from tenants.admin_mixins import (
     parse_uuid,
     run_for_each,
 )
+from core.audit import Actor
+from core.emails import normalize_email, normalize_email_prefix
+from core.errors import PlatformError
+from moves.admin_actions import move_to_tier, tenant_moves_panel
+from moves.services import tenant_move
 from tenants.admin_services import EDITABLE_FIELDS, tenant_update
-from tenants.audit import Actor
 from tenants.device_services import device_revoke
-from tenants.emails import normalize_email, normalize_email_prefix
-from tenants.errors import PlatformError
 from tenants.metric_charts import metrics_chart
 from tenants.models import AuditLog, Device, Tenant, TenantKey, TenantMetric, TenantState
 from tenants.services import tenant_delete, tenant_provision, tenant_reactivate, tenant_suspend
@@ -45,7 +45,7 @@ from tenants.services import tenant_delete, tenant_provision, tenant_reactivate,
 # An action runs one service call (one transaction, one audit row) per tenant; beyond this many rows an admin
 # request would run for minutes, so the action refuses and asks for a narrower selection (or a management command).
 class TenantAdminForm(forms.ModelForm):
-    # A plain text field: tenants.emails decides what an email is, for the admin as for the API.
+    # A plain text field: core.emails decides what an email is, for the admin as for the API.
     email = forms.CharField(max_length=255)
 
     class Meta:
@@ -57,7 +57,7 @@ class TenantAdminForm(forms.ModelForm):
             email = normalize_email(self.cleaned_data["email"])
         except PlatformError as exc:
             raise forms.ValidationError(exc.fields.get("email") or exc.message) from exc
-        # Emails are stored normalised (tenants.emails), so an exact match is the indexed one-mailbox check.
+        # Emails are stored normalised (core.emails), so an exact match is the indexed one-mailbox check.
         if Tenant.objects.filter(email=email).exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError("A tenant with this email already exists.")
         return email

@@ -4,9 +4,9 @@ import uuid
 
 from django.db import IntegrityError, transaction
 
-from tenants.audit import Actor, audit_write, changes
-from tenants.emails import normalize_email
-from tenants.errors import Conflict
+from core.audit import Actor, audit_write, changes
+from core.emails import normalize_email
+from core.errors import Conflict
 from tenants.events import tenant_changed
 from tenants.models import SecurityMode, Tenant
 from tenants.services import locked_tenant, require_choice

@@ -18,12 +18,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tenants.api_auth import SERVICE_AUTHENTICATION, IsService
-from tenants.api_permissions import HasModelPermission, needs
-from tenants.audit import Actor
+from core.api_auth import SERVICE_AUTHENTICATION, IsService
+from core.api_permissions import HasModelPermission, needs
+from core.audit import Actor
+from core.emails import normalize_email_prefix
+from core.errors import Conflict, NotFound
 from tenants.device_services import device_register, device_revoke
-from tenants.emails import normalize_email_prefix
-from tenants.errors import Conflict, NotFound
 from tenants.keys import tenant_data_key
 from tenants.models import Device, SecurityMode, Tenant
 from tenants.serializers import (
@@ -48,7 +48,7 @@ def _valid(serializer_class: type, data: Any) -> dict[str, Any]:
 
 
 def _conflict(description: str) -> OpenApiResponse:
-    return OpenApiResponse(description=description)  # the body schema (Error) is added by tenants.api_schema
+    return OpenApiResponse(description=description)  # the body schema (Error) is added by core.api_schema
 
 
 class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -6,9 +6,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from tenants.audit import Actor, audit_write
+from core.audit import Actor, audit_write
+from core.errors import Conflict, InvalidInput, NotFound
 from tenants.device_keys import normalize_encryption_key, normalize_signing_key
-from tenants.errors import Conflict, InvalidInput, NotFound
 from tenants.events import device_changed
 from tenants.models import Device, DevicePlatform, Tenant, TenantStatus
 

@@ -9,9 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import Actor, audit_write
+from core.errors import Conflict, NotFound
 from percolate_platform.master_key import fingerprint, master_keyring
-from tenants.audit import Actor, audit_write
-from tenants.errors import Conflict, NotFound
 from tenants.models import Tenant, TenantKey
 
 DATA_KEY_BYTES = 32

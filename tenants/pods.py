@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 
-from tenants.errors import PlatformError
+from core.errors import PlatformError
 
 MAX_ANSWER_BYTES = 64 << 10  # an internal call's JSON answer
 MAX_METRICS_BYTES = 16 << 20  # a /metrics page (a few series per hot tenant)

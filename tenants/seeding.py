@@ -30,8 +30,8 @@ from typing import TypeVar
 from django.db import connection, transaction
 from django.utils import timezone
 
-from tenants.audit import Actor, audit_write
-from tenants.errors import InvalidInput
+from core.audit import Actor, audit_write
+from core.errors import InvalidInput
 from tenants.models import SecurityMode, State, Tenant, TenantState, TenantStatus, Tier
 
 T = TypeVar("T")

@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, FilteredRelation, Q, QuerySet
 from django.utils import timezone
 
-from tenants.emails import normalize_email_prefix
-from tenants.errors import NotFound
+from core.emails import normalize_email_prefix
+from core.errors import NotFound
 from tenants.models import State, Tenant, TenantState
 
 

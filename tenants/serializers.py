@@ -6,7 +6,7 @@ Choice fields are enums in the schema; bounds match the database columns, so any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tenants.api_fields import StrictCharField, StrictChoiceField, StrictIntegerField, StrictSerializer
+from core.api_fields import StrictCharField, StrictChoiceField, StrictIntegerField, StrictSerializer
 from tenants.models import Device, DevicePlatform, SecurityMode, State, Tenant, TenantStatus, Tier
 
 BIGINT_MAX = 2**63 - 1
@@ -30,7 +30,7 @@ class TenantOut(serializers.ModelSerializer):
 
 @extend_schema_field({"type": "string", "format": "email", "maxLength": 255})
 class EmailInField(StrictCharField):
-    """An email in any spelling; `tenants.emails.normalize_email` (in the service) decides whether it is one."""
+    """An email in any spelling; `core.emails.normalize_email` (in the service) decides whether it is one."""
 
 
 class TenantIn(StrictSerializer):

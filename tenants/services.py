@@ -6,9 +6,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from tenants.audit import Actor, audit_write, changes
-from tenants.emails import normalize_email
-from tenants.errors import Conflict, ForbiddenTransition, InvalidInput, NotFound, StaleGeneration
+from core.audit import Actor, audit_write, changes
+from core.emails import normalize_email
+from core.errors import Conflict, ForbiddenTransition, InvalidInput, NotFound, StaleGeneration
 from tenants.events import tenant_changed
 from tenants.keys import tenant_key_create
 from tenants.lifecycle import GENERATION_BUMPING, is_allowed

@@ -3,7 +3,7 @@
 The node listens twice (``python -m tiernode``), and each listener has only its own routes:
 
 - **public** (``PORT``): ``POST /v1/chat/completions``, the one route the gateway forwards client requests to, with
-  the proxy credential (``percolate_platform.pod_credentials``); the tenant comes from ``X-Percolate-Tenant`` and the
+  the proxy credential (``core.pod_credentials``); the tenant comes from ``X-Percolate-Tenant`` and the
   optional ``X-Percolate-Generation``, both set by the gateway.
 - **internal** (``INTERNAL_PORT``): ``POST /internal/warm/{id}``, ``POST /internal/evict/{id}``,
   ``POST /internal/deliver/{id}`` (idempotent by request id), ``GET /internal/tenants``, with the service credential
@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from percolate_platform.pod_credentials import proxy_credential
+from core.pod_credentials import proxy_credential
 from tiernode.asgi_http import (
     ClientGone,
     HttpError,

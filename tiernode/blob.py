@@ -1,6 +1,6 @@
 """Context blobs: a tenant's recent messages, key facts and preferences as JSON, sealed with the tenant's data key.
 
-The sealed format is ``archival.sealed`` (one format for archives and blobs); it is imported lazily so the node
+The sealed format is ``core.sealed`` (one format for archives and blobs); it is imported lazily so the node
 starts without it. Object key: ``tenants/{tenant_id}/context.bin`` in the object store (a local directory, or S3
 through boto3 with blocking calls run in a thread).
 """
@@ -32,14 +32,14 @@ def build_context(snapshot: dict[str, Any], *, generation: int, pod_id: str) -> 
 
 
 def seal_context(data: bytes, *, tenant_id: uuid.UUID, key_id: str, key: bytes) -> bytes:
-    from archival import sealed
+    from core import sealed
 
     return sealed.seal_bytes(data=data, tenant_id=tenant_id, kind=sealed.KIND_CONTEXT, key_id=key_id, key=key)
 
 
 def open_context(blob: bytes, *, tenant_id: uuid.UUID, key_for: Callable[[str], bytes]) -> dict[str, Any]:
-    """Open and parse a context blob (raises ``archival.sealed.SealedError`` if it does not open)."""
-    from archival import sealed
+    """Open and parse a context blob (raises ``core.sealed.SealedError`` if it does not open)."""
+    from core import sealed
 
     data = sealed.open_bytes(blob=blob, tenant_id=tenant_id, kind=sealed.KIND_CONTEXT, key_for=key_for)
     return json.loads(data)

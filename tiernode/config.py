@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from percolate_platform.tier_policy import DEFAULT_TIER_POLICY, TIERS  # pure data; needs no Django settings
+from core.tier_policy import DEFAULT_TIER_POLICY, TIERS  # pure data; needs no Django settings
 
 _NEVER = {"", "none", "never", "null", "off"}
 

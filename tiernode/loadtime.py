@@ -23,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from percolate_platform.pod_credentials import proxy_credential
+from core.pod_credentials import proxy_credential
 from tiernode.store import TenantStore
 
 TOKEN = "loadtime-service-token-000"

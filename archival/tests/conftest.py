@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from archival import rocks, services
+from archival import jobs, rocks
 from archival.selectors import tenant_data_dir
 from tenants.models import Tenant
 
@@ -130,6 +130,6 @@ def crash_at() -> Iterator[Callable[[str], None]]:
             armed.discard(step)
             raise SimulatedCrash(step)
 
-    services.STEP_HOOK = hook
+    jobs.STEP_HOOK = hook
     yield armed.add
-    services.STEP_HOOK = None
+    jobs.STEP_HOOK = None

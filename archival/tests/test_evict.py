@@ -18,8 +18,8 @@ from django.conf import settings
 from archival import rocks, services
 from archival.models import ArchivalJob, JobStatus
 from archival.selectors import tenant_data_dir
-from percolate_platform.pod_credentials import proxy_credential
-from tenants.audit import Actor
+from core.audit import Actor
+from core.pod_credentials import proxy_credential
 from tenants.models import AuditLog, State, TenantState
 from tenants.services import tenant_state_transition
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from archival import objectstore, pipeline, rocks, sealed, tarball
+from archival import objectstore, pipeline, rocks, tarball
 from archival.jobs import SCRATCH_DIR
 from archival.models import ArchivalJob, JobStatus, JobType
 from archival.scratch import sweep_scratch
+from core import sealed
 
 TENANT = uuid.uuid4()
 KEY = bytes(range(32))

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from archival import objectstore, rocks, sealed, services
+from archival import objectstore, rocks, services
 from archival.models import ArchivalJob, JobStatus
 from archival.selectors import tenant_data_dir
 from archival.tests.conftest import S3_ENDPOINT, s3_storage_config
 from archival.tests.test_services import ACTOR, archive, state_of
 from archival.tests.test_tarball import _info as _member
+from core import sealed
 from tenants.keys import tenant_data_key
 from tenants.models import State
 

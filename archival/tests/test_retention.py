@@ -9,10 +9,11 @@ from io import StringIO
 from django.core.management import call_command
 from django.utils import timezone
 
-from archival import objectstore, retention, sealed
+from archival import objectstore, retention
 from archival.models import ArchivalJob, JobStatus, JobType
 from archival.tests.conftest import s3_client
-from tenants.audit import Actor
+from core import sealed
+from core.audit import Actor
 from tenants.keys import tenant_data_key
 from tenants.models import AuditLog, Tenant, TenantKey
 from tenants.services import tenant_delete

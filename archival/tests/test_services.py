@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from archival import objectstore, rocks, services
+from archival import jobs, objectstore, rocks, services
 from archival.models import ArchivalJob, JobStatus
 from archival.selectors import tenant_data_dir
 from archival.tests.conftest import SimulatedCrash, s3_storage_config
-from tenants.audit import Actor
-from tenants.errors import Conflict
+from core.audit import Actor
+from core.errors import Conflict
 from tenants.models import State, TenantState
 from tenants.services import tenant_state_transition
 
@@ -207,12 +207,12 @@ def test_s3_unreachable_during_upload_fails_cleanly(
         if step == "before_upload":  # the store goes away once the checkpoint is taken, as the upload starts
             settings.STORAGES = {**settings.STORAGES, "objects": s3_storage_config(s3_store, "http://127.0.0.1:9")}
 
-    services.STEP_HOOK = cut_network
+    jobs.STEP_HOOK = cut_network
     try:
         with pytest.raises(services.TransientArchivalError, match=r"object store .*127\.0\.0\.1:9"):
             services.archive_run(job_id=job.id)
     finally:
-        services.STEP_HOOK = None
+        jobs.STEP_HOOK = None
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert "TransientArchivalError" in job.error_message and "upload" in job.error_message

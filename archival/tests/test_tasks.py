@@ -12,8 +12,8 @@ from archival import objectstore, rocks, services, tasks
 from archival.models import ArchivalJob, JobStatus
 from archival.selectors import tenant_data_dir
 from archival.tests.conftest import S3_ENDPOINT
+from core.audit import Actor
 from percolate_platform.tests import processes
-from tenants.audit import Actor
 from tenants.models import State, TenantState
 
 ACTOR = Actor.system("test:tasks")

@@ -10,8 +10,8 @@ from archival import services as archival_services
 from archival.tests.conftest import SimulatedCrash, s3_client
 from backups import drills, pg, services, store, tasks
 from backups.models import PlatformBackup, RestoreDrill, RunStatus
-from tenants.audit import Actor
-from tenants.errors import InvalidInput
+from core.audit import Actor
+from core.errors import InvalidInput
 from tenants.keys import tenant_data_key
 from tenants.models import AuditLog, Tenant, TenantKey
 

@@ -10,9 +10,9 @@ from archival import services as archival_services
 from archival.tests.conftest import SimulatedCrash
 from backups import keys as backup_keys
 from backups import rekey, services, store
+from core.audit import Actor
+from core.errors import Conflict
 from percolate_platform.master_key import fingerprint
-from tenants.audit import Actor
-from tenants.errors import Conflict
 from tenants.keys import tenant_data_key
 from tenants.models import AuditLog, TenantKey
 

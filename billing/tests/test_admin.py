@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from billing.models import BillingEvent, Subscription
-from tenants.admin_paginator import EstimatedCountPaginator
+from core.admin_paginator import EstimatedCountPaginator
 from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db

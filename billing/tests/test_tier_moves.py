@@ -54,8 +54,8 @@ def test_subscription_changes_move_the_tenant_between_real_tiers(client: Client,
 
 def test_a_change_during_another_move_is_followed_once_that_move_ends(client: Client, tier_nodes: Nodes) -> None:
     from billing.subscriptions import tier_follow
+    from core.audit import Actor
     from moves.services import move_run, tenant_move
-    from tenants.audit import Actor
 
     customer = Customer()
     deliver(client, customer.checkout())

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from django.conf import settings
 
+from core.audit import Actor
 from gateway.auth import Caller, authenticate
 from gateway.tokens import AUDIENCE, TokenRejected, mint_platform_token, platform_private_key
-from tenants.audit import Actor
 from tenants.device_services import device_register, device_revoke
 from tenants.models import Tenant
 from tenants.selectors import device_key, tenant_route

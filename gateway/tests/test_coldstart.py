@@ -20,8 +20,9 @@ import pytest
 import uvicorn
 from django.utils import timezone
 
-from archival import objectstore, sealed
+from archival import objectstore
 from archival.models import ArchivalJob, JobStatus, JobType
+from core import sealed
 from gateway import coldanswer, metrics
 from gateway.app import Gateway
 from gateway.tests.conftest import Reply, bearer, call
@@ -474,7 +475,7 @@ def test_an_archived_tenant_triggers_exactly_one_restore_and_gets_the_blob_meanw
     cold_settings, make_tenant, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     from archival.services import restore_request
-    from tenants.audit import Actor
+    from core.audit import Actor
 
     tenant, bare = make_tenant(), make_tenant()
     write_blob(tenant.id)

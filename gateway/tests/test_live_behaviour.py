@@ -9,10 +9,10 @@ import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 from django.conf import settings
 
+from core.pod_credentials import proxy_credential
 from gateway.app import Gateway
 from gateway.tests.conftest import Upstream, bearer, call, chat
 from gateway.tests.test_app import _with_gateway, run
-from percolate_platform.pod_credentials import proxy_credential
 from tenants.events import CHANNEL
 from tenants.services import tenant_suspend
 

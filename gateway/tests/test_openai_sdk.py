@@ -25,7 +25,8 @@ import openai
 import pytest
 from django.conf import settings
 
-from archival import objectstore, sealed
+from archival import objectstore
+from core import sealed
 from gateway.tokens import mint_platform_token
 from tenants.keys import tenant_data_key
 from tenants.services import tenant_suspend

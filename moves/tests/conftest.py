@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from archival.tests.test_evict import TierNode
-from moves import services
-from tenants.audit import Actor
+from core.audit import Actor
+from moves import progress
 from tenants.models import State, Tenant, TenantState
 from tenants.services import tenant_state_transition
 from tiernode.store import TenantStore
@@ -103,7 +103,7 @@ def stored_messages(root: Path, tenant: Tenant) -> int:
 @pytest.fixture
 def step_hook() -> Iterator[Callable[[Callable[[str, object], None]], None]]:
     def install(hook: Callable[[str, object], None]) -> None:
-        services.STEP_HOOK = hook
+        progress.STEP_HOOK = hook
 
     yield install
-    services.STEP_HOOK = None
+    progress.STEP_HOOK = None

@@ -10,10 +10,10 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
+from core.admin_paginator import EstimatedCountPaginator
 from moves.models import Move, MoveStatus
 from moves.services import tenant_move
 from moves.tests.conftest import ACTOR
-from tenants.admin_paginator import EstimatedCountPaginator
 from tenants.models import AuditLog, Tenant
 
 pytestmark = pytest.mark.django_db

@@ -5,10 +5,10 @@ from django.core import mail
 
 from archival import services as archival
 from archival.models import ArchivalJob, JobStatus, JobType
+from core.errors import Conflict, InvalidInput
 from moves import services
 from moves.models import Move, MoveStatus, Step
 from moves.tests.conftest import ACTOR, make_hot, stored_messages
-from tenants.errors import Conflict, InvalidInput
 from tenants.models import AuditLog, State, TenantState
 from tenants.services import tenant_suspend
 

@@ -10,10 +10,10 @@ from django.db import connection
 
 from archival import services as archival
 from archival.models import ArchivalJob
+from core.errors import Conflict
 from moves import services
 from moves.models import Move
 from moves.tests.conftest import ACTOR
-from tenants.errors import Conflict
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

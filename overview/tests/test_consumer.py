@@ -104,7 +104,7 @@ def test_another_sites_page_is_refused_even_with_a_staff_session(asgi_server: st
 @pytest.mark.skipif(not settings.REDIS_URL, reason="the in-memory layer reaches only its own process")
 def test_a_job_change_reaches_open_pages_at_once_through_the_channel_layer(asgi_server: str, make_tenant) -> None:
     from archival.services import archive_request
-    from tenants.audit import Actor
+    from core.audit import Actor
 
     settings.OVERVIEW_REFRESH_SECONDS = 60  # no poll during the test: only the nudge can bring the change
     tenant = make_tenant()

@@ -9,8 +9,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from accounts.models import User
 from archival.services import archive_request
+from core.audit import Actor
 from percolate_platform.tests.browser import TIMEOUT
-from tenants.audit import Actor
 from tenants.models import State, TenantState
 
 pytestmark = [pytest.mark.browser]

@@ -50,8 +50,8 @@ def test_staff_with_only_the_view_permission_sees_it(db) -> None:
 
 
 def test_moves_in_flight_and_rolled_back_are_listed(admin_client_root: Client, make_tenant) -> None:
+    from core.audit import Actor
     from moves.services import tenant_move
-    from tenants.audit import Actor
 
     tenant = make_tenant(tier="C")
     move = tenant_move(tenant_id=tenant.id, tier="A", actor=Actor.system("test"), enqueue=False)

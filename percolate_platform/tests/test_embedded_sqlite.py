@@ -20,7 +20,7 @@ ROUNDS = 4
 
 PROVISION = f"""
 import json
-from tenants.audit import Actor
+from core.audit import Actor
 from tenants.models import TenantState
 from tenants.services import tenant_provision
 ids = [str(tenant_provision(email=f"burst-{{i}}@example.com", tier="C", actor=Actor.system("test")).id)

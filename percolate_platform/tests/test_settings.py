@@ -13,8 +13,9 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from core.tier_policy import DEFAULT_TIER_POLICY, TIERS
 from percolate_platform.master_key import LOCAL_KEY_FILE, decode_master_key, load_master_key
-from percolate_platform.tier_policy import DEFAULT_TIER_POLICY, TIERS, load_tier_policy
+from percolate_platform.tier_policy import load_tier_policy
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Existing emails to the stored form of tenants.emails (NFKC, lower case, IDNA domain).
+"""Existing emails to the stored form of core.emails (NFKC, lower case, IDNA domain).
 
 Only rows with non-ASCII text can change (the services always stored ASCII emails lower-cased). Rows are taken
 oldest first; a row whose normalised form another tenant already holds (its `xn--` spelling, or an older NFD/NFC
@@ -13,8 +13,8 @@ ACTOR = "migration:tenants.0004_normalise_emails"
 
 
 def normalise_emails(apps, schema_editor):
-    from tenants.emails import normalize_email
-    from tenants.errors import InvalidInput
+    from core.emails import normalize_email
+    from core.errors import InvalidInput
 
     Tenant = apps.get_model("tenants", "Tenant")
     AuditLog = apps.get_model("tenants", "AuditLog")

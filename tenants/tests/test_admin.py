@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import User
-from tenants.admin_paginator import EXACT_COUNT_THRESHOLD, EstimatedCountPaginator, estimated_count
-from tenants.audit import Actor
+from core.admin_paginator import EXACT_COUNT_THRESHOLD, EstimatedCountPaginator, estimated_count
+from core.audit import Actor
 from tenants.models import AuditLog, Device, Tenant, TenantKey, TenantMetric, TenantState, TenantStatus
 
 pytestmark = pytest.mark.django_db
@@ -275,7 +275,7 @@ def test_hard_delete_is_not_offered(root_client: Client, tenant: Tenant) -> None
 def test_too_many_rows_for_an_action_are_refused(
     root_client: Client, make_tenant: Callable[..., Tenant], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("tenants.admin_mixins.MAX_ACTION_ROWS", 2)
+    monkeypatch.setattr("core.admin_mixins.MAX_ACTION_ROWS", 2)
     tenants = [make_tenant() for _ in range(3)]
     response = root_client.post(
         url("tenant", "changelist"),

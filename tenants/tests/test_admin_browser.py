@@ -12,8 +12,8 @@ from pytest_django.live_server_helper import LiveServer
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from accounts.models import User
+from core.audit import Actor
 from percolate_platform.tests.browser import TIMEOUT
-from tenants.audit import Actor
 from tenants.models import AuditLog, Tenant, TenantStatus
 from tenants.services import tenant_provision
 

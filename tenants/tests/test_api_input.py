@@ -190,7 +190,7 @@ def test_a_session_post_to_an_unknown_api_path_is_a_json_404_not_a_csrf_page(
 
 
 def test_django_error_handlers_answer_json_under_api_and_html_elsewhere(rf: Any) -> None:
-    from tenants import api_errors
+    from core import api_errors
 
     api = rf.get("/api/tenants/")
     assert json.loads(api_errors.server_error(api).content)["error"]["code"] == "server_error"

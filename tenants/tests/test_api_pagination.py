@@ -12,7 +12,7 @@ from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tenants.api_pagination import CURSOR_PATTERN, decode_cursor, encode_cursor
+from core.api_pagination import CURSOR_PATTERN, decode_cursor, encode_cursor
 from tenants.models import Tenant, TenantState
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
 from accounts.models import User
-from tenants.api_permissions import HasModelPermission
+from core.api_permissions import HasModelPermission
 from tenants.models import AuditLog, Device, Tenant
 from tenants.tests.test_api import assert_error
 from tenants.tests.test_device_keys import device_keys

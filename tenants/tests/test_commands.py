@@ -16,8 +16,8 @@ from django.core.management.base import CommandError
 from django.db import OperationalError, connection
 
 from archival.models import ArchivalJob, JobStatus, JobType
-from tenants.commands import PlatformCommand, one_line
-from tenants.errors import Conflict
+from core.commands import PlatformCommand, one_line
+from core.errors import Conflict
 from tenants.models import AuditLog, Tenant, TenantKey, TenantState, TenantStatus
 from tenants.services import tenant_delete
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from tenants.audit import Actor
+from core.audit import Actor
+from core.errors import Conflict, InvalidInput, NotFound
 from tenants.device_services import device_register, device_revoke
-from tenants.errors import Conflict, InvalidInput, NotFound
 from tenants.models import AuditLog, Device, Tenant
 from tenants.services import tenant_delete, tenant_suspend
 from tenants.tests.test_device_keys import b64url, ed25519_pair, ed25519_pem, p256_pem, rsa_pem, x25519_pem, x25519_raw

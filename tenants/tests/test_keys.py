@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import connection
 
 from conftest import TEST_ACTOR
-from tenants.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound
 from tenants.keys import DATA_KEY_BYTES, master_key_id, tenant_data_key, tenant_key_create, tenant_key_rotate
 from tenants.models import AuditLog, Tenant, TenantKey
 

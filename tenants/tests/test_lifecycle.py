@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tenants.audit import Actor
-from tenants.errors import ForbiddenTransition, InvalidInput, NotFound, StaleGeneration
+from core.audit import Actor
+from core.errors import ForbiddenTransition, InvalidInput, NotFound, StaleGeneration
 from tenants.lifecycle import ALLOWED_TRANSITIONS, GENERATION_BUMPING, is_allowed
 from tenants.models import AuditLog, State, Tenant, TenantState
 from tenants.services import tenant_assign_pod, tenant_state_transition

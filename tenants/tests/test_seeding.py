@@ -11,8 +11,8 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
+from core.errors import InvalidInput
 from tenants import seeding
-from tenants.errors import InvalidInput
 from tenants.keys import tenant_data_key
 from tenants.models import AuditLog, Tenant, TenantKey, TenantState
 from tenants.seeding import copy_payloads, generate_rows, tenants_seed, uuid4_hex

@@ -4,9 +4,9 @@ from collections.abc import Callable
 
 import pytest
 
+from core.audit import Actor
+from core.errors import Conflict, InvalidInput, NotFound
 from tenants import services
-from tenants.audit import Actor
-from tenants.errors import Conflict, InvalidInput, NotFound
 from tenants.models import AuditLog, Device, Tenant, TenantKey, TenantState
 from tenants.services import tenant_delete, tenant_provision, tenant_reactivate, tenant_suspend
 

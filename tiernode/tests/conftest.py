@@ -24,7 +24,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from percolate_platform.pod_credentials import proxy_credential
+from core.pod_credentials import proxy_credential
 from tiernode.app import NodeApp
 from tiernode.config import NodeConfig
 from tiernode.store import TenantStore

@@ -157,7 +157,7 @@ async def test_eviction_writes_a_sealed_blob_with_the_last_messages(make_node, p
     assert doc["messages"][-2] == {**doc["messages"][-2], "role": "user", "content": "note 19"}
     assert doc["messages"][-1]["role"] == "assistant"
     assert doc["facts"] == {"name": "Ada"} and doc["preferences"] == {"short answers": "prefer"}
-    from archival.sealed import SealedError
+    from core.sealed import SealedError
 
     with pytest.raises(SealedError):
         open_context(raw, tenant_id=uuid.uuid4(), key_for=lambda kid: key)

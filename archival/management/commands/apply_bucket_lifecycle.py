@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from archival import objectstore
-from tenants.commands import PlatformCommand
+from core.commands import PlatformCommand
 
 RULES = Path(settings.BASE_DIR) / "k8s" / "storage" / "bucket-lifecycle.json"
 

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from archival import services
-from tenants.commands import PlatformCommand, cli_actor
+from core.commands import PlatformCommand, cli_actor
 
 
 class Command(PlatformCommand):

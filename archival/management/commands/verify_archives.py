@@ -6,7 +6,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from archival.drills import run_drill
 from archival.models import ArchivalJob
-from tenants.commands import PlatformCommand
+from core.commands import PlatformCommand
 
 
 class Command(PlatformCommand):

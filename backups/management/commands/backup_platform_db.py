@@ -3,7 +3,7 @@
 from typing import Any
 
 from backups import services
-from tenants.commands import PlatformCommand, cli_actor
+from core.commands import PlatformCommand, cli_actor
 
 
 class Command(PlatformCommand):

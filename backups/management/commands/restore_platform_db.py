@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from backups import drills, services
-from tenants.commands import PlatformCommand, cli_actor
+from core.commands import PlatformCommand, cli_actor
 
 
 class Command(PlatformCommand):

@@ -7,7 +7,7 @@ from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
 from billing.reconcile import reconcile
-from tenants.commands import PlatformCommand
+from core.commands import PlatformCommand
 
 
 def parse_since(value: str) -> datetime:

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
 from billing import shapes
-from tenants.commands import PlatformCommand
-from tenants.emails import normalize_email
+from core.commands import PlatformCommand
+from core.emails import normalize_email
 
 KINDS = ("checkout", "subscription", "cancel", "payment-failed", "paid")
 

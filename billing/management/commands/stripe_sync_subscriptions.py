@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from billing.reconcile import sync_subscriptions
-from tenants.commands import PlatformCommand
+from core.commands import PlatformCommand
 
 
 class Command(PlatformCommand):

@@ -5,8 +5,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
+from core.commands import PlatformCommand
 from gateway.tokens import MAX_LIFETIME, mint_platform_token
-from tenants.commands import PlatformCommand
 from tenants.models import Tenant, TenantStatus
 from tenants.selectors import resolve_tenant_id
 

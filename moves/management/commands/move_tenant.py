@@ -5,9 +5,9 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from core.commands import PlatformCommand, cli_actor
 from moves.models import Move, MoveStatus
 from moves.services import tenant_move
-from tenants.commands import PlatformCommand, cli_actor
 from tenants.selectors import resolve_tenant_id
 
 

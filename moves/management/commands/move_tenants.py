@@ -6,10 +6,10 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
+from core.commands import PlatformCommand, cli_actor
 from moves.models import MoveStatus
 from moves.selectors import moves_by_id
 from moves.services import tenants_move_many
-from tenants.commands import PlatformCommand, cli_actor
 
 
 class Command(PlatformCommand):

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from archival.models import ArchivalJob
-from tenants.commands import PlatformCommand
+from core.commands import PlatformCommand
 from tenants.models import State, TenantStatus, Tier
 from tenants.selectors import tenant_counts
 

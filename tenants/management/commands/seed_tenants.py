@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
-from tenants.commands import PlatformCommand, cli_actor
+from core.commands import PlatformCommand, cli_actor
 from tenants.seeding import DEFAULT_BATCH, DEFAULT_WORKERS, analyze_tables, tenants_seed
 
 

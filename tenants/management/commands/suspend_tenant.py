@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from tenants.commands import PlatformCommand, cli_actor
+from core.commands import PlatformCommand, cli_actor
 from tenants.models import Tenant, TenantStatus
 from tenants.selectors import resolve_tenant_id
 from tenants.services import tenant_suspend

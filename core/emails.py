@@ -19,7 +19,7 @@ import unicodedata
 
 import idna
 
-from tenants.errors import InvalidInput
+from core.errors import InvalidInput
 
 MAX_EMAIL_LENGTH = 255
 _ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"

@@ -1,12 +1,19 @@
-"""Who did something, and the one function that writes an audit row."""
+"""Who did something, and the one function that writes an audit row.
+
+The audit table stays the `tenants` app's model (`tenants.AuditLog`, table `audit_log`: its migrations, permissions
+and admin live there). This module reaches it through Django's app registry, as Django reaches the user model, so
+`core` imports no app of the platform and every app can import `core`.
+"""
 
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps
+from django.db.models import Model
 from django.http import HttpRequest
 
-from tenants.models import AuditLog, Tenant
+AUDIT_LOG_MODEL = "tenants.AuditLog"
 
 
 @dataclass(frozen=True)
@@ -46,12 +53,14 @@ def audit_write(
     *,
     actor: Actor,
     action: str,
-    tenant: Tenant | None,
+    tenant: Model | None,
     resource_type: str | None = None,
     resource_id: uuid.UUID | None = None,
     metadata: dict[str, Any] | None = None,
-) -> AuditLog:
-    return AuditLog.objects.create(
+) -> Model:
+    """Write one audit row (in the caller's transaction)."""
+    audit_log = apps.get_model(AUDIT_LOG_MODEL)
+    return audit_log.objects.create(
         tenant=tenant,
         user_id=actor.user_id,
         actor=actor.label,

@@ -16,8 +16,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, SystemCheckError, handle_default_options
 from django.db import DatabaseError, connections
 
-from tenants.audit import Actor
-from tenants.errors import InvalidInput, PlatformError
+from core.audit import Actor
+from core.errors import InvalidInput, PlatformError
 
 _PREFIX = "Error: "
 

@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from tenants.input_checks import json_problem
+from core.input_checks import json_problem
 
 
 class GuardedJSONParser(JSONParser):

@@ -17,8 +17,8 @@ from django.db import connections
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from tenants.admin_paginator import EstimatedCountPaginator
-from tenants.errors import PlatformError
+from core.admin_paginator import EstimatedCountPaginator
+from core.errors import PlatformError
 
 
 def parse_uuid(value: str) -> uuid.UUID | None:

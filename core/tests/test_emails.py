@@ -9,8 +9,8 @@ from django.apps import apps
 from jsonschema_rs import Draft202012Validator
 from rest_framework.test import APIClient
 
-from tenants.emails import normalize_email, normalize_email_prefix
-from tenants.errors import InvalidInput
+from core.emails import normalize_email, normalize_email_prefix
+from core.errors import InvalidInput
 from tenants.models import AuditLog, Tenant
 from tenants.tests.test_api import assert_error
 

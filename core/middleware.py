@@ -8,8 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.middleware.common import CommonMiddleware
 
-from tenants.api_errors import error_response, is_api_path
-from tenants.input_checks import text_problem
+from core.api_errors import error_response, is_api_path
+from core.input_checks import text_problem
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -18,7 +18,7 @@ class InputGuardMiddleware:
     """Refuses, before any view, parser, filter or paginator sees it, input that would reach the database as an
     error: NUL or lone surrogates in the path, a header, a query parameter or a form field (400), and a body larger
     than DATA_UPLOAD_MAX_MEMORY_SIZE (413, decided from Content-Length before the body is read). JSON bodies are
-    checked by the API's parser (tenants.api_parsers), which sees the decoded strings."""
+    checked by the API's parser (core.api_parsers), which sees the decoded strings."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

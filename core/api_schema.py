@@ -14,7 +14,7 @@ from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 
-from tenants.api_permissions import view_action
+from core.api_permissions import view_action
 
 ERROR_SCHEMA = {
     "type": "object",

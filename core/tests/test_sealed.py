@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archival import sealed
-from archival.sealed import KIND_ARCHIVE, KIND_CONTEXT, SealedError
+from core import sealed
+from core.sealed import KIND_ARCHIVE, KIND_CONTEXT, SealedError
 
 TENANT = uuid.UUID("11111111-2222-3333-4444-555555555555")
 OTHER = uuid.UUID("99999999-2222-3333-4444-555555555555")

@@ -15,7 +15,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from tenants.errors import PlatformError
+from core.errors import PlatformError
 
 API_PATH_PREFIX = "/api/"
 

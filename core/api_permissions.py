@@ -3,7 +3,7 @@
 A staff endpoint needs an active `is_staff` user (token or admin session) **and** the Django model permission the
 admin would ask for the same operation: `view` to read (the admin also lets `change` read), `add` to create,
 `change` to change state. Each view lists its actions in `action_permissions`; an action missing from the map is
-refused (fail closed). Internal endpoints accept only the service credential (`IsService`, tenants.api_auth).
+refused (fail closed). Internal endpoints accept only the service credential (`IsService`, core.api_auth).
 """
 
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from typing import Any, Literal
 from django.db.models import Model
 from rest_framework.request import Request
 
-from tenants.api_auth import IsStaffUser
+from core.api_auth import IsStaffUser
 
 Kind = Literal["view", "add", "change", "delete"]
 
