@@ -39,6 +39,7 @@ COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=root:root manage.py ./
 COPY --chown=root:root percolate_platform ./percolate_platform
+COPY --chown=root:root core ./core
 COPY --chown=root:root accounts ./accounts
 COPY --chown=root:root tenants ./tenants
 COPY --chown=root:root billing ./billing

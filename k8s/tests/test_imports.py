@@ -1,7 +1,7 @@
-"""The modules of `k8s/` import one way (#16): manifests at the bottom, checks (the command) at the top, no circle."""
+"""The modules of `k8s/` import one way (#16): manifests at the bottom, checks (the command) at the top (circles anywhere:
+percolate_platform/tests/test_import_graph.py)."""
 
 import ast
-from graphlib import CycleError, TopologicalSorter
 
 from k8s import manifests
 
@@ -23,16 +23,6 @@ def k8s_imports() -> dict[str, set[str]]:
                 deps |= {a.name.split(".")[1] for a in node.names if a.name.startswith("k8s.")}
         graph[name] = deps - {name}
     return graph
-
-
-def test_no_import_circle_in_k8s() -> None:
-    graph = k8s_imports()
-    assert len(graph) >= 10
-    try:
-        order = list(TopologicalSorter(graph).static_order())
-    except CycleError as exc:
-        raise AssertionError(f"import circle in k8s/: {exc.args[1]}") from None
-    assert order.index("manifests") < order.index("checks")
 
 
 def test_manifests_is_the_bottom_and_checks_the_top() -> None:

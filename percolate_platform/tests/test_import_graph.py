@@ -30,7 +30,6 @@ PACKAGES = (
 # that touches a module outside these packages fails the test at once.
 KNOWN_CIRCLES: set[str] = {
     "gateway",  # app/coldpath/coldblob/coldpodcalls/coldwait/forwarding: the gateway rewrite of #16
-    "k8s",  # checks.py and the modules it calls back: the deploy-checks rewrite of #16
 }
 
 
