@@ -1,5 +1,6 @@
-"""The modules of `k8s/` import one way (#16): manifests at the bottom, checks (the command) at the top (circles anywhere:
-percolate_platform/tests/test_import_graph.py)."""
+"""The modules of `k8s/` import one way (#16): manifests at the bottom, checks (the command) at the top.
+
+Circles anywhere are percolate_platform/tests/test_import_graph.py's."""
 
 import ast
 
