@@ -35,7 +35,7 @@ class _Server(uvicorn.Server):
 
 def _server(app: object, host: str, port: int, log_level: str) -> uvicorn.Server:
     config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        app,  # type: ignore[arg-type]  # uvicorn types the app as its ASGI union; ours is a plain ASGI 3 callable
         host=host,
         port=port,
         interface="asgi3",  # a bound method: uvicorn's detection would take it for ASGI 2

@@ -61,7 +61,7 @@ async def test_a_delivery_is_checked_like_any_internal_call(make_node: Callable[
         assert stale.status == 409 and stale.json()["error"]["code"] == "stale_generation"
 
 
-def test_a_crash_inside_a_delivery_stores_none_of_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_crash_inside_a_delivery_stores_none_of_it(tmp_path) -> None:
     import pytest
 
     from tiernode.chat import deliver_exchange
