@@ -51,6 +51,7 @@ def test_admin_login_search_suspend_and_audit_row(browser: WebDriver, live_serve
     # Search by email prefix (in another letter case), select the tenant, run the suspend action.
     searchbar.send_keys("FindMe.")
     driver.find_element(By.CSS_SELECTOR, "#changelist-search input[type=submit]").click()
+    wait.until(ec.staleness_of(searchbar))  # the unfiltered list lists the tenant too: wait for the search's page
     checkbox = wait.until(
         ec.element_to_be_clickable((By.CSS_SELECTOR, f"input[name=_selected_action][value='{target.pk}']"))
     )
