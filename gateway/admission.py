@@ -22,7 +22,7 @@ from typing import Any
 
 from gateway import metrics
 from gateway.errors import Send, error_body, send_json
-from gateway.own_endpoints import OWN_PATHS
+from gateway.surface import OWN_PATHS
 
 RETRY_AFTER_SECONDS = 1
 OVERLOADED = error_body("overloaded", "the gateway is at capacity; retry shortly")

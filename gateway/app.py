@@ -32,13 +32,12 @@ from gateway.h1pool import H1Pool
 from gateway.invalidation import listen_for_invalidations
 from gateway.models import models_body
 from gateway.own_endpoints import OwnEndpoints
+from gateway.platform import DeviceKey, Platform, TenantRoute
 from gateway.ratelimit import ALLOWED, Bucket, RateLimiter, StreamSlots
 from gateway.tokens import TokenRejected, platform_private_key
 from gateway.upstream import Timeouts, make_session
 from gateway.websocket import proxy_websocket
-from percolate_platform.db_pool import db_call
 from percolate_platform.pod_credentials import bearer, proxy_credential
-from tenants.selectors import DeviceKey, TenantRoute, device_key, tenant_route
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,8 @@ def settle_garbage_collector(young_threshold: int) -> None:
 class Gateway(OwnEndpoints, Forwarding):
     """Lifecycle, authentication and limits; forwarding is in gateway.forwarding, the cold path in gateway.coldpath."""
 
-    def __init__(self) -> None:
+    def __init__(self, platform: Platform | None = None) -> None:
+        self.platform = platform or Platform()  # all the gateway reads and writes of the platform
         self.limits = Limits(
             settings.GATEWAY_MAX_HEADER_COUNT, settings.GATEWAY_MAX_HEADER_BYTES, settings.GATEWAY_MAX_BODY_BYTES
         )
@@ -108,10 +108,10 @@ class Gateway(OwnEndpoints, Forwarding):
         metrics.in_flight.set_function(lambda: self.admission.in_flight)
 
     async def _load_route(self, tenant_id: uuid.UUID) -> TenantRoute | None:
-        return await db_call(tenant_route)(tenant_id=tenant_id)
+        return await self.platform.tenant_route(tenant_id)
 
     async def _load_device(self, device_id: uuid.UUID) -> DeviceKey | None:
-        return await db_call(device_key)(device_id=device_id)
+        return await self.platform.device_key(device_id)
 
     async def start(self) -> None:
         async with self._started:

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway.platform import DeviceKey, TenantRoute, signing_public_key
 from gateway.tokens import (
     LEEWAY_SECONDS,
     PLATFORM_ISSUER,
@@ -17,8 +18,6 @@ from gateway.tokens import (
     unverified_kid,
     verify,
 )
-from tenants.device_keys import signing_public_key
-from tenants.selectors import DeviceKey, TenantRoute
 
 MAX_TOKEN_BYTES = 4096
 BLOCKED_STATUSES = frozenset({"suspended", "deleted"})

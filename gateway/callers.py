@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gateway.auth import Caller, VerifiedTokens, authenticate, named_tenant_matches
 from gateway.cache import TtlCache
 from gateway.headers import Headers
+from gateway.platform import DeviceKey, TenantRoute
 from gateway.tokens import LEEWAY_SECONDS
-from tenants.selectors import DeviceKey, TenantRoute
 
 
 class FreshCache(Protocol):

@@ -10,8 +10,7 @@ from typing import Any
 from gateway import coldanswer, metrics
 from gateway.coldresponse import SSE_HEADERS, refuse, send_body
 from gateway.errors import Send, send_json
-from percolate_platform.db_pool import db_call
-from tenants.selectors import TenantRoute
+from gateway.platform import Platform, TenantRoute
 
 log = logging.getLogger("gateway.coldpath")
 
@@ -20,24 +19,10 @@ RESTORE_MEMO_SECONDS = 60.0
 RESTORE_RETRY_AFTER = 30
 
 
-def request_restore(tenant_id: uuid.UUID) -> str:
-    """Blocking: ask the platform for a restore; 'requested', or 'already' if one is active (or not possible)."""
-    from archival.services import restore_request
-    from tenants.audit import Actor
-    from tenants.errors import Conflict
-
-    try:
-        restore_request(tenant_id=tenant_id, actor=Actor.system("gateway"))
-    except Conflict as exc:
-        log.info("restore of %s not requested: %s", tenant_id, exc)
-        return "already"
-    return "requested"
-
-
 class ArchivedAnswer:
     """Mixin of ColdPath (which sets these attributes and defines `_blob` and `_spawn`)."""
 
-    restore_fn: Callable[[uuid.UUID], str]
+    platform: Platform
     _restores: dict[uuid.UUID, float]
     _restoring: dict[uuid.UUID, "asyncio.Task[None]"]
     _blob: Callable[[TenantRoute], Awaitable[dict[str, Any] | None]]
@@ -88,7 +73,7 @@ class ArchivedAnswer:
 
         async def run() -> None:
             try:
-                result = await db_call(self.restore_fn)(tenant_id)
+                result = await self.platform.request_restore(tenant_id)
                 metrics.restores_requested.labels(result).inc()
             except Exception:
                 metrics.restores_requested.labels("failed").inc()

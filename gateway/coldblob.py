@@ -9,8 +9,8 @@ from gateway import coldanswer, metrics
 from gateway.coldpodcalls import PodCalls
 from gateway.coldresponse import SSE_HEADERS, send_body, until_done
 from gateway.errors import Receive, Send, send_json
+from gateway.platform import TenantRoute
 from gateway.warming import Ticket
-from tenants.selectors import TenantRoute
 
 
 class BlobAnswer(PodCalls):

@@ -21,17 +21,17 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from gateway import coldanswer
-from gateway.blobs import BlobCache
+from gateway.blobs import BlobCache, blob_loader
 from gateway.coldarchived import ARCHIVED_STATES as ARCHIVED_STATES
 from gateway.coldarchived import RESTORE_MEMO_SECONDS as RESTORE_MEMO_SECONDS
 from gateway.coldarchived import RESTORE_RETRY_AFTER as RESTORE_RETRY_AFTER
-from gateway.coldarchived import ArchivedAnswer, request_restore
+from gateway.coldarchived import ArchivedAnswer
 from gateway.coldblob import BlobAnswer
 from gateway.coldpodcalls import DELIVERY_ATTEMPTS as DELIVERY_ATTEMPTS
 from gateway.coldpodcalls import NOT_HOT_CODES as NOT_HOT_CODES
@@ -41,9 +41,8 @@ from gateway.coldresponse import refuse
 from gateway.coldroutes import RouteKeeper
 from gateway.coldwait import WaitForWarm
 from gateway.errors import Receive, Send
+from gateway.platform import TenantRoute
 from gateway.warming import QueueFull, Warmer
-from percolate_platform.db_pool import db_call
-from tenants.selectors import TenantRoute, tenant_routes
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -63,8 +62,9 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
 
     def __init__(self, gateway: "Gateway") -> None:
         self.gw = gateway
+        self.platform = gateway.platform
         self.enabled = settings.GATEWAY_COLD_PATH_ENABLED
-        self.blobs = BlobCache(max_bytes=settings.GATEWAY_BLOB_CACHE_BYTES)
+        self.blobs = BlobCache(max_bytes=settings.GATEWAY_BLOB_CACHE_BYTES, loader=blob_loader(self.platform))
         self.warm_timeout = settings.GATEWAY_WARM_TIMEOUT_SECONDS
         self.warmer = Warmer(
             self._warm_pod,
@@ -75,7 +75,6 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
         self.warm_ttl = settings.GATEWAY_ROUTE_TTL_SECONDS
         self.warmed: dict[uuid.UUID, tuple[int, float]] = {}
         self.warm_generations: dict[uuid.UUID, int] = {}
-        self.restore_fn: Callable[[uuid.UUID], str] = request_restore
         self._restores: dict[uuid.UUID, float] = {}
         self._restoring: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._delivery_locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -83,13 +82,9 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
         self.route_keeper = RouteKeeper(
             gateway.routes,
             self.blobs.tenants,
-            self._load_routes,
+            self.platform.tenant_routes,
             interval=max(0.5, settings.GATEWAY_ROUTE_TTL_SECONDS / 2),
         )
-
-    @staticmethod
-    async def _load_routes(tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, TenantRoute]:
-        return await db_call(tenant_routes)(tenant_ids=tenant_ids)
 
     # -- state ---------------------------------------------------------------------------------------------------
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from gateway import metrics
 from gateway.errors import error_code_of
 from gateway.h1client import UpstreamConnectError, UpstreamError
+from gateway.platform import TenantRoute
 from gateway.warming import QueueFull, Ticket, Warmer, WarmFailed
-from tenants.selectors import TenantRoute
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

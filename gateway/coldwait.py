@@ -11,9 +11,9 @@ from gateway.coldresponse import SSE_HEADERS, refuse, send_body, until_done
 from gateway.errors import Receive, Send, error_code_of
 from gateway.h1client import UpstreamError
 from gateway.headers import strip_response
+from gateway.platform import TenantRoute
 from gateway.upstream import ClientGone, stream_response, wait_for_disconnect
 from gateway.warming import Ticket, WarmFailed
-from tenants.selectors import TenantRoute
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

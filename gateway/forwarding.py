@@ -21,6 +21,7 @@ from gateway.framing import Limits
 from gateway.h1client import H1Response, UpstreamConnectError, UpstreamError, UpstreamHeadersTooLarge
 from gateway.h1pool import H1Pool
 from gateway.headers import Headers, header_value, strip_request, strip_response
+from gateway.platform import TenantRoute
 from gateway.surface import target
 from gateway.upstream import (
     BodyTimeout,
@@ -31,7 +32,6 @@ from gateway.upstream import (
     stream_response,
     wait_for_disconnect,
 )
-from tenants.selectors import TenantRoute
 
 REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
 

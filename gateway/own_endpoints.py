@@ -8,22 +8,15 @@ from prometheus_client import generate_latest
 from gateway import metrics
 from gateway.discovery import Discovery
 from gateway.errors import Send, send_json
-from percolate_platform.db_pool import db_call
-
-OWN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-def _db_ping() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+from gateway.platform import Platform
+from gateway.surface import OWN_PATHS as OWN_PATHS
 
 
 class OwnEndpoints:
-    """Mixin of Gateway (which sets ``discovery`` and ``_db_ok_until``)."""
+    """Mixin of Gateway (which sets ``discovery``, ``platform`` and ``_db_ok_until``)."""
 
     discovery: Discovery
+    platform: Platform
     _db_ok_until: float
 
     async def _own_endpoint(self, path: str, send: Send) -> None:
@@ -51,7 +44,7 @@ class OwnEndpoints:
             return False, "no tier pods discovered"
         if time.monotonic() > self._db_ok_until:
             try:
-                await asyncio.wait_for(db_call(_db_ping)(), 2)
+                await asyncio.wait_for(self.platform.ping_database(), 2)
             except Exception:  # any failure means not ready
                 return False, "database does not answer"
             self._db_ok_until = time.monotonic() + 5
