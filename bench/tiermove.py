@@ -146,7 +146,7 @@ def main() -> None:
 def run(stack: Stack, n_tenants: int, n_clients: int) -> dict[str, Any]:
     from django.conf import settings
 
-    from gateway.tokens import mint_platform_token
+    from gateway.auth.tokens import mint_platform_token
     from moves import pods, services
     from moves.models import MoveStatus
     from tenants.audit import Actor

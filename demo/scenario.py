@@ -26,7 +26,7 @@ from billing.dunning import dunning_apply
 from billing.models import BillingEvent, ProcessingStatus
 from demo.client import Answer, DeviceKeys, chat
 from demo.runner import Runner, StepFailed, wait_for
-from gateway.tokens import mint_platform_token
+from gateway.auth.tokens import mint_platform_token
 from moves.models import Move, MoveStatus
 from moves.services import tenant_move
 from overview.tasks import scrape_tenant_metrics

@@ -14,7 +14,7 @@ import socket
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from gateway.server import protocols
+from gateway.server.protocol import protocols
 
 APP = "gateway.asgi:application"
 BACKLOG = 4096

@@ -1,7 +1,7 @@
 """The tier pods' internal API as the platform's workers reach it (the way archival evicts): evict a tenant from the
 pod recorded in tenant state, warm it on the new tier's pod that the gateway will route it to.
 
-Which pod: the gateway's own rule (rendezvous hashing over the tier's pods, `gateway.hashing`), over the same pod
+Which pod: the gateway's own rule (rendezvous hashing over the tier's pods, `gateway.pods.hashing`), over the same pod
 list (GATEWAY_PODS_<tier>, or the tier's headless Service GATEWAY_DNS_<tier> in Kubernetes), so the warmed pod is
 the one the tenant's next request reaches.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from gateway.hashing import ranked_pods
+from gateway.pods.hashing import ranked_pods
 from tenants.errors import PlatformError
 
 

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.discovery import Discovery
+from gateway.pods.discovery import Discovery
 from tenants.models import Tenant, TenantMetric
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway import metrics
 from gateway.app import Gateway
-from gateway.hashing import ranked_pods
+from gateway.pods.hashing import ranked_pods
 from gateway.tests.conftest import CHAT_PATH, Upstream, bearer, call, chat, device_keys, device_token
 from percolate_platform.pod_credentials import proxy_credential
 from tenants.device_services import device_register

@@ -21,8 +21,9 @@ from django.utils import timezone
 
 from archival import objectstore, sealed
 from archival.models import ArchivalJob, JobStatus, JobType
-from gateway import coldanswer, metrics
+from gateway import metrics
 from gateway.app import Gateway
+from gateway.cold import answer as coldanswer
 from gateway.platform import Platform
 from gateway.tests.conftest import Reply, bearer, call
 from percolate_platform.db_pool import db_call
@@ -301,7 +302,7 @@ def test_fifty_concurrent_cold_requests_share_one_warm_and_each_message_is_store
         # A retried delivery (the gateway lost the first answer) stores nothing twice.
         route = await gateway.routes.get(tenant.id)
         assert route is not None
-        again = await gateway.cold._post_delivery(
+        again = await gateway.cold.calls.deliver(
             node.address.partition("/")[0], route, "r-7", [{"role": "user", "content": "message 7"}], "x"
         )
         assert again is None
@@ -470,7 +471,7 @@ def test_an_archived_tenant_triggers_exactly_one_restore_and_gets_the_blob_meanw
         task, reply = start_call(gateway, bare.id, "no blob here", log)
         await task
         assert reply.status == 503 and reply.headers[b"retry-after"] == b"30"
-        await until(lambda: not gateway.cold._restoring)
+        await until(lambda: not gateway.cold.archived.restoring)
         assert node.warms == 0
 
     asyncio.run(_scenario(cold_settings, tmp_path, body, NoWorkers()))

@@ -11,9 +11,10 @@ import pytest
 import uvicorn
 import uvloop
 
-from gateway import metrics, server
-from gateway.deadlines import BODY, FIRST_REQUEST, HEAD, TimedFlowControl, Watch
-from gateway.server import protocols
+from gateway import metrics
+from gateway.server import protocol as server
+from gateway.server.deadlines import BODY, FIRST_REQUEST, HEAD, TimedFlowControl, Watch
+from gateway.server.protocol import protocols
 
 
 def test_a_part_is_overdue_after_its_allowance_counted_from_when_it_was_first_seen() -> None:

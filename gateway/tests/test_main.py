@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from gateway.__main__ import APP, BACKLOG, listening_socket, server_config
-from gateway.server import Protocols
+from gateway.server.protocol import Protocols
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -26,7 +26,7 @@ import pytest
 from django.conf import settings
 
 from archival import objectstore, sealed
-from gateway.tokens import mint_platform_token
+from gateway.auth.tokens import mint_platform_token
 from tenants.keys import tenant_data_key
 from tenants.services import tenant_suspend
 from tiernode.blob import build_context

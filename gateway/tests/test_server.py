@@ -12,7 +12,7 @@ import aiohttp
 import uvicorn
 import uvloop
 
-from gateway.server import EXTRA_ACCEPTS, CorkedTransport, Protocols, protocols
+from gateway.server.protocol import EXTRA_ACCEPTS, CorkedTransport, Protocols, protocols
 
 
 class RecordingTransport:

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
-from gateway.tokens import MAX_LIFETIME, mint_platform_token
+from gateway.auth.tokens import MAX_LIFETIME, mint_platform_token
 from tenants.commands import PlatformCommand
 from tenants.models import Tenant, TenantStatus
 from tenants.selectors import resolve_tenant_id

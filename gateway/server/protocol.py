@@ -8,7 +8,7 @@ uvicorn's httptools protocol, with two costs of every request taken out (measure
 - It arms a timer handle after every response for the keep-alive timeout and cancels it on the next request. Here
   the response's end is a timestamp, and one sweep a second closes the connections idle for longer than the
   timeout (so they close within a second after it). A bare ASGI app: 21 → 18 µs of CPU per request.
-The same sweep keeps the edge's deadlines for requests that never finish (gateway.deadlines): it reads each
+The same sweep keeps the edge's deadlines for requests that never finish (gateway.server.deadlines): it reads each
 connection's state as uvicorn keeps it, so a request that arrives whole costs nothing more.
 And each accepted connection accepts up to EXTRA_ACCEPTS more waiting ones from the server's listening socket, which
 `python -m gateway` creates and hands to uvicorn (see `Protocols`).
@@ -25,9 +25,10 @@ from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway import admission, metrics
-from gateway.deadlines import BODY, FIRST_REQUEST, HEAD, EdgeDeadlines, TimedFlowControl, Watch
+from gateway import metrics
 from gateway.errors import error_body
+from gateway.limits import admission
+from gateway.server.deadlines import BODY, FIRST_REQUEST, HEAD, EdgeDeadlines, TimedFlowControl, Watch
 
 
 class CorkedTransport:
@@ -223,7 +224,7 @@ class CorkedHttpTools(HttpToolsProtocol):
         super()._start_asgi_task(cycle, app)
 
     def _refuse_overloaded(self, cycle: Any) -> None:
-        """The process is at its bound (gateway.admission): the app's 503, written here without starting the app,
+        """The process is at its bound (gateway.limits.admission): the app's 503, written here without starting the app,
         at a fraction of its cost (a body still to come is read and dropped, as for any answered request)."""
         metrics.shed.inc("server")
         metrics.requests_total.inc("none", "503")
@@ -240,7 +241,7 @@ class CorkedHttpTools(HttpToolsProtocol):
         super().on_body(body)
 
     def keep_deadlines(self, now: float, deadlines: EdgeDeadlines) -> None:
-        """Cut this connection if the request it is receiving is overdue (gateway.deadlines)."""
+        """Cut this connection if the request it is receiving is overdue (gateway.server.deadlines)."""
         cycle, watch = self.cycle, self.watch
         if self.transport.is_closing():
             return

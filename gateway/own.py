@@ -6,25 +6,24 @@ import time
 from prometheus_client import generate_latest
 
 from gateway import metrics
-from gateway.discovery import Discovery
 from gateway.errors import Send, send_json
 from gateway.platform import Platform
+from gateway.pods.discovery import Discovery
 from gateway.surface import OWN_PATHS as OWN_PATHS
 
 
 class OwnEndpoints:
-    """Mixin of Gateway (which sets ``discovery``, ``platform`` and ``_db_ok_until``)."""
+    def __init__(self, discovery: Discovery, platform: Platform) -> None:
+        self.discovery = discovery
+        self.platform = platform
+        self._db_ok_until = 0.0
 
-    discovery: Discovery
-    platform: Platform
-    _db_ok_until: float
-
-    async def _own_endpoint(self, path: str, send: Send) -> None:
+    async def answer(self, path: str, send: Send) -> None:
         """One of OWN_PATHS."""
         if path == "/healthz":
             await send_json(send, 200, b'{"status": "ok"}')
         elif path == "/readyz":
-            ready, reason = await self._readiness()
+            ready, reason = await self.readiness()
             await send_json(
                 send, 200 if ready else 503, f'{{"ready": {str(ready).lower()}, "reason": "{reason}"}}'.encode()
             )
@@ -39,7 +38,7 @@ class OwnEndpoints:
             )
             await send({"type": "http.response.body", "body": body})
 
-    async def _readiness(self) -> tuple[bool, str]:
+    async def readiness(self) -> tuple[bool, str]:
         if not self.discovery.has_pods():
             return False, "no tier pods discovered"
         if time.monotonic() > self._db_ok_until:
