@@ -244,31 +244,25 @@ class Gateway:
                 send, 429, "too_many_streams", "too many concurrent streams", [(b"retry-after", b"1")]
             ), route.tier
         try:
-            request = await self._request(scope, receive, route, declared, started)
-            if not isinstance(request, GatewayRequest):
-                return await body_error(send, request, self.limits.max_body_bytes), route.tier
-            return await self.dispatch(request, receive, send), route.tier
+            read: bytes | RequestBody | None = None
+            if declared or scope.get("http_version") not in HTTP1:  # HTTP/1 without framing has no body (RFC 9112 §6.3)
+                reader = RequestBody(
+                    receive, max_bytes=self.limits.max_body_bytes, read_timeout=self.timeouts.body_read
+                )
+                try:
+                    read = await read_small(reader)  # a small body whole; a big one's start pushed back to stream
+                except (BodyTooLarge, BodyTimeout, ClientGone) as exc:
+                    return await body_error(send, exc, self.limits.max_body_bytes), route.tier
+            return await self.dispatch(self._request(scope, route, read, started), receive, send), route.tier
         finally:
             self.slots.release(tenant)
 
-    async def _request(
-        self, scope: dict[str, Any], receive: Receive, route: TenantRoute, declared: int | None, started: float
-    ) -> GatewayRequest | BodyTooLarge | BodyTimeout | ClientGone:
-        """The immutable request the layers below take (or why its body could not be read)."""
+    def _request(
+        self, scope: dict[str, Any], route: TenantRoute, read: bytes | RequestBody | None, started: float
+    ) -> GatewayRequest:
+        """The immutable request the layers below take."""
         given = header_value(scope["headers"], b"x-request-id")
         request_id = given if given and REQUEST_ID.match(given) else self.request_ids.next()
-        body: bytes | None = None
-        rest: RequestBody | None = None
-        if declared or scope.get("http_version") not in HTTP1:  # HTTP/1 without framing has no body (RFC 9112 §6.3)
-            reader = RequestBody(receive, max_bytes=self.limits.max_body_bytes, read_timeout=self.timeouts.body_read)
-            try:
-                read = await read_small(reader)
-            except (BodyTooLarge, BodyTimeout, ClientGone) as exc:
-                return exc
-            if isinstance(read, RequestBody):
-                rest = read  # too big to hold: it streams to the pod
-            else:
-                body = read
         method = scope["method"]
         return GatewayRequest(
             route=route,
@@ -276,8 +270,8 @@ class Gateway:
             target=surface.target(scope),
             headers=self.pods.client_headers(scope, route, request_id),
             request_id=request_id,
-            body=body,
-            rest=rest,
+            body=read if not isinstance(read, RequestBody) else None,
+            rest=read if isinstance(read, RequestBody) else None,  # too big to hold: it streams to the pod
             started=started,
             chat=is_chat(method, scope["path"]),
         )

@@ -120,8 +120,16 @@ class PodClient:
             pod, rank = pods.choose(route.key)
             if pod is None:
                 raise NoPods(route.tier)
-            try:
-                response = await self.send_to(pod, request, disconnected=disconnected)
+            try:  # the pool directly, not through send_to: one coroutine less per request on the hot path
+                response = await self.pool.request(
+                    request.method,
+                    pod,
+                    request.target,
+                    request.headers,
+                    request.payload,
+                    header_timeout=self.timeouts.response_headers,
+                    disconnected=disconnected,
+                )
             except UpstreamConnectError:
                 metrics.upstream_errors.labels("connect").inc()
                 pods.eject(pod)
