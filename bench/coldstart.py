@@ -290,7 +290,7 @@ async def measure(
     import aiohttp
     from django.conf import settings
 
-    from gateway.tokens import mint_platform_token
+    from gateway.auth.tokens import mint_platform_token
 
     tokens = {
         key: mint_platform_token(master_key=settings.PLATFORM_MASTER_KEY, tenant_id=t, ttl_seconds=3600)

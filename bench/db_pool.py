@@ -77,7 +77,7 @@ from django.conf import settings
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 from accounts.models import User
-from gateway.tokens import mint_platform_token
+from gateway.auth.tokens import mint_platform_token
 from core.audit import Actor
 from tenants.services import tenant_provision
 call_command("migrate", verbosity=0)

@@ -114,7 +114,7 @@ call_command("migrate", verbosity=0)
 from tenants.models import Tenant
 from tenants.services import tenant_provision
 from core.audit import Actor
-from gateway.tokens import mint_platform_token
+from gateway.auth.tokens import mint_platform_token
 prefix = "gwbench-" if "{tier}" == "A" else "gwbench-{tier.lower()}-"
 have = list(Tenant.objects.filter(email__startswith=prefix, tier="{tier}").values_list("id", flat=True))
 for i in range(len(have), {count}):

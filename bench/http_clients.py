@@ -1,7 +1,7 @@
 """Which HTTP client should the gateway proxy with? `python -m bench.http_clients`.
 
 Runs the same load, side by side in one run, against one nginx upstream: N concurrent tasks each sending GETs
-through (a) one shared aiohttp ClientSession, (b) the gateway's own pod pool (gateway.h1pool), (c) one shared
+through (a) one shared aiohttp ClientSession, (b) the gateway's own pod pool (gateway.pods.h1pool), (c) one shared
 httpx.AsyncClient, (d) a new httpx.AsyncClient per request (the spike's sketch). Prints requests/s for each and the
 ratios to aiohttp; last line is JSON.
 """
@@ -17,7 +17,7 @@ import httpx
 
 from bench.gateway import UPSTREAM_BODY, ensure_tools, nginx
 from bench.procs import free_port, stop, wait_http
-from gateway.h1pool import H1Pool
+from gateway.pods.h1pool import H1Pool
 
 
 async def _run(concurrency: int, seconds: float, one_request) -> float:

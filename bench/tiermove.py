@@ -183,7 +183,7 @@ def run(stack: Stack, n_tenants: int, n_clients: int, tenant_mb: int = 0) -> dic
     from django.conf import settings
 
     from core.audit import Actor
-    from gateway.tokens import mint_platform_token
+    from gateway.auth.tokens import mint_platform_token
     from moves import services
     from moves.models import MoveStatus
     from tenants import pods

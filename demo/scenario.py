@@ -27,7 +27,7 @@ from billing.models import BillingEvent, ProcessingStatus
 from core.audit import Actor
 from demo.client import Answer, DeviceKeys, chat
 from demo.runner import Runner, StepFailed, wait_for
-from gateway.tokens import mint_platform_token
+from gateway.auth.tokens import mint_platform_token
 from moves.models import Move, MoveStatus
 from moves.services import tenant_move
 from overview.tasks import scrape_tenant_metrics

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.cache import TtlCache
-from tenants.events import CHANNEL
+from gateway.platform import INVALIDATION_CHANNEL as CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ HTTP_ROUTES: dict[bytes, Route] = {
         Route(Kind.OWN, b"/metrics", ("GET", "HEAD")),
     )
 }
+OWN_PATHS = frozenset(route.path.decode() for route in HTTP_ROUTES.values() if route.kind is Kind.OWN)
 # OpenAI's Realtime API path; the only WebSocket path a client may open to its pod.
 WEBSOCKET_PATHS = frozenset({b"/v1/realtime"})
 

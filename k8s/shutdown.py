@@ -4,7 +4,7 @@ has stopped sending to it, and its grace period must cover the drain the code bo
 A tier pod's SIGTERM arrives after its preStop; from then on the node stops accepting (uvicorn's graceful stop of
 in-flight requests, GRACEFUL_SHUTDOWN_SECONDS), drains its tenants (bounded by PERCOLATE_DRAIN_SECONDS), and delivers
 the last state reports (REPORT_DRAIN_SECONDS). Meanwhile the gateways learn of the pod's removal only when their
-DNS refresh (gateway.discovery) sees the headless Service's record gone, itself cached for the DNS TTL.
+DNS refresh (gateway.pods.discovery) sees the headless Service's record gone, itself cached for the DNS TTL.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 
 from gateway import __main__ as gateway_main
-from gateway.discovery import Discovery
+from gateway.pods.discovery import Discovery
 from k8s.manifests import Obj, object_id
 from k8s.runtime import container_env, containers, image_name
 from tiernode import __main__ as node_main

@@ -1,5 +1,5 @@
 """Which pod of the new tier a tier move warms the tenant on: the one the gateway will route the tenant's next request
-to, by the gateway's own rule (rendezvous hashing over the tier's pods, ``gateway.hashing``) over the same pod list
+to, by the gateway's own rule (rendezvous hashing over the tier's pods, ``gateway.pods.hashing``) over the same pod list
 (``tenants.pods.tier_pods``: GATEWAY_PODS_<tier>, or the tier's headless Service GATEWAY_DNS_<tier> in Kubernetes).
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from gateway.hashing import ranked_pods
+from gateway.pods.hashing import ranked_pods
 from tenants.pods import Pod, tier_pods
 
 

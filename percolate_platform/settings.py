@@ -379,13 +379,13 @@ GATEWAY_BODY_READ_TIMEOUT_SECONDS = env.float("GATEWAY_BODY_READ_TIMEOUT_SECONDS
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024)
 GATEWAY_MAX_HEADER_BYTES = env.int("GATEWAY_MAX_HEADER_BYTES", default=16 * 1024)
 GATEWAY_MAX_HEADER_COUNT = env.int("GATEWAY_MAX_HEADER_COUNT", default=100)
-# Edge deadlines for clients (gateway.deadlines): the first request's head within this of connecting, a later head
+# Edge deadlines (gateway.server.deadlines): the first request's head within this of connecting, a later head
 # within this of its first byte, a body within the grace plus a second per GATEWAY_BODY_MIN_BYTES_PER_SECOND bytes.
 GATEWAY_FIRST_REQUEST_TIMEOUT_SECONDS = env.float("GATEWAY_FIRST_REQUEST_TIMEOUT_SECONDS", default=10.0)
 GATEWAY_HEADER_TIMEOUT_SECONDS = env.float("GATEWAY_HEADER_TIMEOUT_SECONDS", default=10.0)
 GATEWAY_BODY_TIMEOUT_SECONDS = env.float("GATEWAY_BODY_TIMEOUT_SECONDS", default=10.0)
 GATEWAY_BODY_MIN_BYTES_PER_SECOND = env.float("GATEWAY_BODY_MIN_BYTES_PER_SECOND", default=1024.0)
-# Admission control (gateway.admission), per gateway process: new requests get 503 while this many are admitted and
+# Admission control (gateway.limits.admission), per process: new requests get 503 while this many are admitted and
 # not yet answering, or, while the event loop runs later than GATEWAY_MAX_LOOP_LAG_SECONDS, the lagging bound.
 GATEWAY_MAX_IN_FLIGHT = env.int("GATEWAY_MAX_IN_FLIGHT", default=4096)
 GATEWAY_MAX_LOOP_LAG_SECONDS = env.float("GATEWAY_MAX_LOOP_LAG_SECONDS", default=0.1)

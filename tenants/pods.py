@@ -5,7 +5,7 @@ scrape of their ``/metrics``. (The gateway has its own pool for its pod calls; t
 - **Where.** A call goes to a pod's internal address ``host:port`` (what tenant state records as ``pod_id``). A tier's
   pods now: ``tier_pods`` (the tier's headless Service ``GATEWAY_DNS_<tier>`` resolved when one is configured, else
   the static list ``GATEWAY_PODS_<tier>``, entries ``host:port/internal_port``); which of them the gateway routes a
-  tenant to is its rendezvous ranking over the public addresses (``gateway.hashing``, applied by the tier move).
+  tenant to is its rendezvous ranking over the public addresses (``gateway.pods.hashing``, applied by the tier move).
 - **Credential.** The platform's service credential (``PLATFORM_SERVICE_TOKEN``) as a bearer token: ``service_headers``.
 - **Timeouts.** Each call's own (the caller's setting): the time to connect and then for each read.
 - **Failures.** ``PodCallFailed``, classified: *unreachable* (nothing listens, no answer in time, a 5xx from a pod that

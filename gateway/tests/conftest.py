@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from django.conf import settings
 
-from gateway.tokens import AUDIENCE, mint_platform_token
+from gateway.auth.tokens import AUDIENCE, mint_platform_token
 
 
 @dataclass

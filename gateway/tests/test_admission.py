@@ -9,9 +9,10 @@ import pytest
 import uvloop
 from aiohttp import web
 
-from gateway import admission, metrics
-from gateway.admission import Admission, Admitted
+from gateway import metrics
 from gateway.app import Gateway
+from gateway.limits import admission
+from gateway.limits.admission import Admission, Admitted
 from gateway.tests.conftest import Reply, Upstream, bearer, call
 from gateway.tests.test_deadlines import served
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from core.pod_credentials import proxy_credential
 from gateway import metrics
 from gateway.app import Gateway
-from gateway.hashing import ranked_pods
+from gateway.pods.hashing import ranked_pods
 from gateway.tests.conftest import CHAT_PATH, Upstream, bearer, call, chat, device_keys, device_token
 from tenants.device_services import device_register
 from tenants.services import tenant_suspend

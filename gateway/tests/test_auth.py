@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from django.conf import settings
 
 from core.audit import Actor
-from gateway.auth import Caller, authenticate
-from gateway.tokens import AUDIENCE, TokenRejected, mint_platform_token, platform_private_key
+from gateway.auth.tokens import AUDIENCE, TokenRejected, mint_platform_token, platform_private_key
+from gateway.auth.verify import Caller, authenticate
 from tenants.device_services import device_register, device_revoke
 from tenants.models import Tenant
 from tenants.selectors import device_key, tenant_route
@@ -135,7 +135,7 @@ def test_suspended_tenant_and_revoked_device_are_403(tenant: Tenant, actor: Acto
 
 
 def test_a_cached_token_still_sees_revocation_and_suspension(tenant: Tenant, actor: Actor) -> None:
-    from gateway.auth import VerifiedTokens
+    from gateway.auth.verify import VerifiedTokens
 
     cache = VerifiedTokens()
     device_id, private = _device(tenant, actor)
@@ -166,8 +166,8 @@ def test_a_cached_token_still_sees_revocation_and_suspension(tenant: Tenant, act
 
 
 def test_verified_tokens_expire_and_stay_bounded() -> None:
-    from gateway.auth import VerifiedTokens
-    from gateway.tokens import TokenClaims
+    from gateway.auth.tokens import TokenClaims
+    from gateway.auth.verify import VerifiedTokens
 
     now = [1000.0]
     cache = VerifiedTokens(max_entries=2, clock=lambda: now[0])

@@ -3,9 +3,9 @@
 
 import uuid
 
-from gateway.auth import Caller
-from gateway.callers import CallerCache, credentials
-from gateway.tokens import TokenClaims
+from gateway.auth.callers import CallerCache, credentials
+from gateway.auth.tokens import TokenClaims
+from gateway.auth.verify import Caller
 from tenants.selectors import DeviceKey, TenantRoute
 
 

@@ -23,9 +23,12 @@ from django.utils import timezone
 from archival import objectstore
 from archival.models import ArchivalJob, JobStatus, JobType
 from core import sealed
-from gateway import coldanswer, metrics
+from gateway import metrics
 from gateway.app import Gateway
+from gateway.cold import answer as coldanswer
+from gateway.platform import Platform
 from gateway.tests.conftest import Reply, bearer, call
+from percolate_platform.db_pool import db_call
 from tenants.keys import tenant_data_key
 from tenants.models import TenantState
 from tiernode.app import NodeApp
@@ -163,11 +166,11 @@ def cold_settings(gateway_settings: Any, tmp_path: Path) -> Any:
     return gateway_settings
 
 
-async def _scenario(settings: Any, tmp_path: Path, body: Any) -> Any:
+async def _scenario(settings: Any, tmp_path: Path, body: Any, platform: Platform | None = None) -> Any:
     log: list[str] = []
     node = Node(tmp_path, settings.PLATFORM_SERVICE_TOKEN, log)
     settings.GATEWAY_TIER_PODS["B"] = [await node.start()]
-    gateway = Gateway()
+    gateway = Gateway(platform)
     try:
         return await asyncio.wait_for(body(gateway, node, log), DEADLINE)
     finally:
@@ -305,7 +308,7 @@ def test_fifty_concurrent_cold_requests_share_one_warm_and_each_message_is_store
         # A retried delivery (the gateway lost the first answer) stores nothing twice.
         route = await gateway.routes.get(tenant.id)
         assert route is not None
-        again = await gateway.cold._post_delivery(
+        again = await gateway.cold.calls.deliver(
             node.address.partition("/")[0], route, "r-7", [{"role": "user", "content": "message 7"}], "x"
         )
         assert again is None
@@ -414,22 +417,21 @@ def test_mobile_only_never_uses_a_blob(cold_settings, make_tenant, tmp_path) -> 
     tenant = make_tenant(security_mode="mobile_only")
     write_blob(tenant.id)  # even if one were there, it is never read
 
-    async def body(gateway: Gateway, node: Node, log: list[str]) -> None:
-        loaded: list[uuid.UUID] = []
-        real = gateway.cold.blobs._loader
+    loaded: list[uuid.UUID] = []
 
-        async def spy(tenant_id: uuid.UUID) -> Any:
+    class Spy(Platform):
+        async def context_blob(self, tenant_id: uuid.UUID) -> bytes | None:
             loaded.append(tenant_id)
-            return await real(tenant_id)
+            return await super().context_blob(tenant_id)
 
-        gateway.cold.blobs._loader = spy
+    async def body(gateway: Gateway, node: Node, log: list[str]) -> None:
         task, reply = start_call(gateway, tenant.id, "hi", log, stream=False)
         await task
         assert reply.status == 200 and reply.headers[b"x-percolate-cold-start"] == b"wait"
         assert json.loads(reply.body)["object"] == "chat.completion" and "percolate" not in json.loads(reply.body)
         assert loaded == []
 
-    asyncio.run(_scenario(cold_settings, tmp_path, body))
+    asyncio.run(_scenario(cold_settings, tmp_path, body, Spy()))
 
 
 def test_queue_overflow_and_a_failed_warm_end_every_request_cleanly(cold_settings, make_tenant, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -497,8 +499,11 @@ def test_an_archived_tenant_triggers_exactly_one_restore_and_gets_the_blob_meanw
         restore_request(tenant_id=tenant_id, actor=Actor.system("gateway"), enqueue=False)
         return "requested"
 
+    class NoWorkers(Platform):  # the platform's restore request, without enqueueing the job
+        async def request_restore(self, tenant_id: uuid.UUID) -> str:
+            return await db_call(restore)(tenant_id)
+
     async def body(gateway: Gateway, node: Node, log: list[str]) -> None:
-        gateway.cold.restore_fn = restore
         many = [start_call(gateway, tenant.id, f"m{i}", log) for i in range(10)]
         await asyncio.gather(*(t for t, _ in many))
         for _, reply in many:
@@ -509,10 +514,10 @@ def test_an_archived_tenant_triggers_exactly_one_restore_and_gets_the_blob_meanw
         task, reply = start_call(gateway, bare.id, "no blob here", log)
         await task
         assert reply.status == 503 and reply.headers[b"retry-after"] == b"30"
-        await until(lambda: not gateway.cold._restoring)
+        await until(lambda: not gateway.cold.archived.restoring)
         assert node.warms == 0
 
-    asyncio.run(_scenario(cold_settings, tmp_path, body))
+    asyncio.run(_scenario(cold_settings, tmp_path, body, NoWorkers()))
     assert calls.count(tenant.id) == 1 and calls.count(bare.id) == 1
     restores = ArchivalJob.objects.filter(tenant=tenant, job_type=JobType.RESTORE)
     assert restores.count() == 1

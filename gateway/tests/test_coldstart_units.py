@@ -6,12 +6,12 @@ import uuid
 
 import pytest
 
-from gateway import coldanswer
-from gateway.blobs import BlobCache, BlobInvalid, ContextBlob, parse_blob
 from gateway.cache import TtlCache
-from gateway.coldroutes import RouteKeeper
+from gateway.cold import answer as coldanswer
+from gateway.cold.blobs import BlobCache, BlobInvalid, ContextBlob, parse_blob
+from gateway.cold.routes import RouteKeeper
+from gateway.cold.warming import QueueFull, Warmer, WarmFailed
 from gateway.invalidation import apply_message
-from gateway.warming import QueueFull, Warmer, WarmFailed
 from tenants.selectors import TenantRoute
 
 

@@ -11,9 +11,10 @@ import pytest
 import uvicorn
 import uvloop
 
-from gateway import metrics, server
-from gateway.deadlines import BODY, FIRST_REQUEST, HEAD, TimedFlowControl, Watch
-from gateway.server import CorkedHttpTools
+from gateway import metrics
+from gateway.server import protocol as server
+from gateway.server.deadlines import BODY, FIRST_REQUEST, HEAD, TimedFlowControl, Watch
+from gateway.server.protocol import protocols
 
 
 def test_a_part_is_overdue_after_its_allowance_counted_from_when_it_was_first_seen() -> None:
@@ -111,7 +112,7 @@ async def served(asgi_app: Any = app) -> AsyncIterator[int]:
     """A real uvicorn server on our protocol, on a loopback port (yielded)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(asgi_app, http=CorkedHttpTools, lifespan="off", log_level="warning", timeout_keep_alive=5)
+    config = uvicorn.Config(asgi_app, http=protocols(sock), lifespan="off", log_level="warning", timeout_keep_alive=5)
     uv = uvicorn.Server(config)
     task = asyncio.ensure_future(uv.serve(sockets=[sock]))
     while not uv.started:

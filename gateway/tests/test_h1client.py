@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import uvloop
 
-from gateway.h1client import (
+from gateway.pods.h1client import (
     HIGH_WATER,
     ClientGone,
     HeadLimits,
@@ -19,7 +19,7 @@ from gateway.h1client import (
     UpstreamError,
     UpstreamHeadersTooLarge,
 )
-from gateway.h1pool import H1Pool, request_head
+from gateway.pods.h1pool import H1Pool, request_head
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -1,6 +1,6 @@
 import uuid
 
-from gateway.hashing import PodSet, ranked_pods
+from gateway.pods.hashing import PodSet, ranked_pods
 
 TENANTS = [str(uuid.UUID(int=i * 7919 + 13)) for i in range(20_000)]
 

@@ -2,7 +2,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from gateway.tokens import PLATFORM_ISSUER, platform_private_key, unverified_kid, verify
+from gateway.auth.tokens import PLATFORM_ISSUER, platform_private_key, unverified_kid, verify
 from tenants.services import tenant_suspend
 
 

@@ -9,7 +9,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from gateway.__main__ import uvicorn_args
+import pytest
+import uvicorn
+
+from gateway.__main__ import APP, BACKLOG, listening_socket, server_config
+from gateway.server.protocol import Protocols
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,22 +24,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_the_server_flags_serve_the_gateway_app_on_its_own_protocol() -> None:
-    args = uvicorn_args(host="0.0.0.0", port=8080, workers=2, log_level="WARNING")
-    assert args[0] == "gateway.asgi:application"
-    options = args[1:]
-    flags = {name: value for name, value in zip(options, [*options[1:], ""], strict=True) if name.startswith("--")}
-    assert flags["--http"] == "gateway.server:CorkedHttpTools" and flags["--loop"] == "uvloop"
-    assert (flags["--host"], flags["--port"], flags["--workers"]) == ("0.0.0.0", "8080", "2")
-    assert "--no-proxy-headers" in options and int(flags["--timeout-graceful-shutdown"]) >= 30
-    assert flags["--log-level"] == "warning"
+def test_the_server_serves_the_gateway_app_on_its_own_protocol_and_socket() -> None:
+    sock = listening_socket("127.0.0.1", 0)
+    try:
+        config = server_config(listener=sock, workers=2, log_level="WARNING")
+        assert isinstance(config, uvicorn.Config) and config.app == APP == "gateway.asgi:application"
+        assert isinstance(config.http, Protocols) and config.http.listener is sock  # it accepts bursts from it
+        assert config.loop == "uvloop" and config.workers == 2 and config.backlog == BACKLOG
+        assert not config.proxy_headers and not config.server_header and not config.access_log
+        assert config.timeout_graceful_shutdown is not None and config.timeout_graceful_shutdown >= 30
+        assert config.log_level == "warning"
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)  # listening before uvicorn gets it
+    finally:
+        sock.close()
 
 
-def test_python_m_gateway_serves_health_and_stops_on_sigterm() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_python_m_gateway_serves_health_and_stops_on_sigterm(workers: int) -> None:
     port = _free_port()
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--port", str(port)],
+        [sys.executable, "-m", "gateway", "--port", str(port), "--workers", str(workers)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

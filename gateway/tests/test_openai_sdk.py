@@ -27,7 +27,7 @@ from django.conf import settings
 
 from archival import objectstore
 from core import sealed
-from gateway.tokens import mint_platform_token
+from gateway.auth.tokens import mint_platform_token
 from tenants.keys import tenant_data_key
 from tenants.services import tenant_suspend
 from tiernode.blob import build_context

@@ -4,7 +4,7 @@ import uuid
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from gateway.ratelimit import Bucket, RateLimiter, StreamSlots, take
+from gateway.limits.ratelimit import Bucket, RateLimiter, StreamSlots, take
 
 
 def test_take_refills_at_rate_up_to_burst() -> None:
@@ -55,7 +55,7 @@ def test_stream_slots_cap_per_tenant() -> None:
 
 
 def test_a_busy_tenant_leases_tokens_so_redis_sees_a_fraction_of_its_requests() -> None:
-    from gateway.ratelimit import lease_size
+    from gateway.limits.ratelimit import lease_size
 
     async def scenario() -> None:
         client = aioredis.Redis.from_url(settings.REDIS_URL or "redis://127.0.0.1:6379/0")

@@ -1,6 +1,8 @@
 """The corked uvicorn protocol: one send per loop turn, nothing held back from a stream, WebSockets unaffected."""
 
 import asyncio
+import hashlib
+import inspect
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +12,7 @@ import aiohttp
 import uvicorn
 import uvloop
 
-from gateway.server import CorkedHttpTools, CorkedTransport
+from gateway.server.protocol import EXTRA_ACCEPTS, CorkedTransport, Protocols, protocols
 
 
 class RecordingTransport:
@@ -110,7 +112,7 @@ async def corked_server(keep_alive: int = 5) -> AsyncIterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
-        app, http=CorkedHttpTools, ws="wsproto", lifespan="off", log_level="warning", timeout_keep_alive=keep_alive
+        app, http=protocols(sock), ws="wsproto", lifespan="off", log_level="warning", timeout_keep_alive=keep_alive
     )
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
@@ -206,3 +208,101 @@ def test_a_server_that_shut_down_with_open_connections_leaves_the_next_one_servi
         writer.close()
 
     uvloop.run(scenario())
+
+
+# -- accepting a burst from the server's own socket -----------------------------------------------------------------
+
+
+def _listening(host: str) -> socket.socket:
+    sock = socket.socket()
+    sock.bind((host, 0))
+    sock.listen(64)
+    sock.setblocking(False)
+    return sock
+
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(b"echo:" + data)  # type: ignore[attr-defined]  # a BaseTransport is a Transport here
+
+
+def test_waiting_connections_are_accepted_at_most_a_batch_at_a_time_and_served() -> None:
+    async def scenario() -> None:
+        listener = _listening("127.0.0.1")
+        port = listener.getsockname()[1]
+        clients = [await asyncio.open_connection("127.0.0.1", port) for _ in range(EXTRA_ACCEPTS + 3)]
+        loop = asyncio.get_running_loop()
+        server = Protocols(listener)
+        assert server.accept_waiting(loop, Echo) == EXTRA_ACCEPTS
+        assert server.accept_waiting(loop, Echo) == 3
+        assert server.accept_waiting(loop, Echo) == 0  # nothing left: no error, no wait
+        for number, (reader, writer) in enumerate(clients):
+            writer.write(b"%d" % number)
+            assert await asyncio.wait_for(reader.read(100), 2) == b"echo:%d" % number
+            writer.close()
+        listener.close()
+        assert server.accept_waiting(loop, Echo) == 0  # a closed listener (uvicorn closes it when it stops)
+        assert Protocols(None).accept_waiting(loop, Echo) == 0  # no socket given: uvloop's accepting only
+
+    uvloop.run(scenario())
+
+
+def test_nothing_more_is_accepted_for_a_server_that_shuts_down() -> None:
+    async def scenario() -> None:
+        listener = _listening("127.0.0.1")
+        _reader, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
+        loop = asyncio.get_running_loop()
+        stopping, serving = Protocols(listener), Protocols(listener)
+        stopping.stop()
+        assert stopping.stopping and not serving.stopping
+        assert stopping.accept_waiting(loop, Echo) == 0
+        assert serving.accept_waiting(loop, Echo) == 1  # another server in the process
+        writer.close()
+        listener.close()
+
+    uvloop.run(scenario())
+
+
+def test_a_worker_process_gets_the_socket_and_none_of_this_process_state() -> None:
+    listener = _listening("127.0.0.1")
+    try:
+        server = Protocols(listener)
+        server.stop()
+        make, args = server.__reduce__()  # how uvicorn's worker processes receive it (multiprocessing pickles it)
+        copy = make(*args)
+        assert copy.listener is listener and not copy.stopping  # the worker's own copy of the socket, fresh state
+    finally:
+        listener.close()
+
+
+# -- what the protocol takes from uvicorn ----------------------------------------------------------------------------
+
+# CorkedHttpTools overrides private methods of uvicorn's HttpToolsProtocol (and re-implements on_response_complete),
+# and its sweep reads the request cycle's state. These are the sources it was written against (uvicorn 0.54.0): if
+# one changes, re-read gateway/server.py against the new uvicorn, then update the digest here.
+PINNED_UVICORN_SOURCES = {
+    "HttpToolsProtocol.__init__": "4f08999410347141",
+    "HttpToolsProtocol.connection_made": "6efb565ff3d36b91",
+    "HttpToolsProtocol._start_asgi_task": "9c08c2571ae9b038",
+    "HttpToolsProtocol.on_body": "dba9c32aeba35b6a",
+    "HttpToolsProtocol.on_response_complete": "64e254f28e389e76",
+    "HttpToolsProtocol._unset_keepalive_if_required": "00a6a4e47214e68e",
+    "HttpToolsProtocol.shutdown": "d7351fa33f00d430",
+    "HttpToolsProtocol.timeout_keep_alive_handler": "8b53bf5f2e202970",
+    "RequestResponseCycle.__init__": "4d2f220910c33c12",
+}
+
+
+def test_the_uvicorn_internals_the_protocol_overrides_are_the_ones_it_was_written_against() -> None:
+    from uvicorn.protocols.http import httptools_impl
+
+    changed = []
+    for name, digest in PINNED_UVICORN_SOURCES.items():
+        owner, _, method = name.partition(".")
+        source = inspect.getsource(getattr(getattr(httptools_impl, owner), method))
+        if hashlib.sha256(source.encode()).hexdigest()[:16] != digest:
+            changed.append(name)
+    assert changed == [], f"uvicorn {uvicorn.__version__} changed what gateway/server.py overrides: {changed}"

@@ -5,7 +5,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.tokens import (
+from gateway.auth.tokens import (
     AUDIENCE,
     PLATFORM_ISSUER,
     TokenRejected,

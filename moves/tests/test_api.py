@@ -11,7 +11,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from gateway.tokens import mint_platform_token
+from gateway.auth.tokens import mint_platform_token
 from moves.models import Move, MoveStatus
 from moves.services import tenant_move
 from moves.tests.conftest import ACTOR

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 from bench.tiermove_stack import Outcome, Stack
-from gateway.tokens import mint_platform_token
+from gateway.auth.tokens import mint_platform_token
 from moves import services
 from moves.models import MoveStatus, Step
 from moves.tests.conftest import ACTOR

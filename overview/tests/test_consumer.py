@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import User
-from gateway.tokens import mint_platform_token
+from gateway.auth.tokens import mint_platform_token
 from tenants.models import State, TenantState
 
 ORIGIN = "http://127.0.0.1:8000"

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
 from core.commands import PlatformCommand
-from gateway.tokens import MAX_LIFETIME, mint_platform_token
+from gateway.auth.tokens import MAX_LIFETIME, mint_platform_token
 from tenants.models import Tenant, TenantStatus
 from tenants.selectors import resolve_tenant_id
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import socket
 
-from gateway.hashing import PodSet
+from gateway.pods.hashing import PodSet
 
 log = logging.getLogger(__name__)
 

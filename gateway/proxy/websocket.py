@@ -1,33 +1,27 @@
 """WebSocket proxying: accept the client only once the tier pod has accepted, then pump frames both ways until
-either side closes."""
+either side closes. The pod is reached through the pod client's WebSocket session (gateway.pods.client)."""
 
 import asyncio
 from typing import Any
 
 import aiohttp
-from multidict import CIMultiDict
 
 from gateway.errors import Receive, Send
+from gateway.headers import Headers
+from gateway.pods.client import PodClient
 
 
 async def proxy_websocket(
-    scope: dict[str, Any],
-    receive: Receive,
-    send: Send,
-    *,
-    session: aiohttp.ClientSession,
-    pod: str | None,
-    headers: CIMultiDict[str],
+    scope: dict[str, Any], receive: Receive, send: Send, *, client: PodClient, pod: str | None, headers: Headers
 ) -> None:
     await receive()  # websocket.connect
     if pod is None:
         await send({"type": "websocket.close", "code": 1013})
         return
-    forwarded = CIMultiDict((k, v) for k, v in headers.items() if not k.lower().startswith("sec-websocket"))
     query = scope.get("query_string") or b""
     url = f"ws://{pod}{scope['path']}" + (f"?{query.decode('latin-1')}" if query else "")
     try:
-        upstream = await session.ws_connect(url, headers=forwarded, autoping=True, heartbeat=30)
+        upstream = await client.connect_websocket(url, headers)
     except (aiohttp.ClientError, OSError):
         await send({"type": "websocket.close", "code": 1011})
         return

@@ -7,47 +7,35 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway import coldanswer, metrics
-from gateway.coldresponse import SSE_HEADERS, refuse, send_body
+from gateway import metrics
+from gateway.cold import answer as coldanswer
+from gateway.cold.response import SSE_HEADERS, refuse, send_body
 from gateway.errors import Send, send_json
-from percolate_platform.db_pool import db_call
-from tenants.selectors import TenantRoute
+from gateway.platform import Platform
+from gateway.request import GatewayRequest
 
-log = logging.getLogger("gateway.coldpath")
+log = logging.getLogger("gateway.cold")
 
 ARCHIVED_STATES = frozenset({"archived", "restoring"})
 RESTORE_MEMO_SECONDS = 60.0
 RESTORE_RETRY_AFTER = 30
 
-
-def request_restore(tenant_id: uuid.UUID) -> str:
-    """Blocking: ask the platform for a restore; 'requested', or 'already' if one is active (or not possible)."""
-    from archival.services import restore_request
-    from core.audit import Actor
-    from core.errors import Conflict
-
-    try:
-        restore_request(tenant_id=tenant_id, actor=Actor.system("gateway"))
-    except Conflict as exc:
-        log.info("restore of %s not requested: %s", tenant_id, exc)
-        return "already"
-    return "requested"
+Spawn = Callable[[Awaitable[Any]], "asyncio.Task[Any]"]
 
 
 class ArchivedAnswer:
-    """Mixin of ColdPath (which sets these attributes and defines `_blob` and `_spawn`)."""
+    def __init__(self, platform: Platform, spawn: Spawn) -> None:
+        self.platform = platform
+        self.spawn = spawn
+        self._requested: dict[uuid.UUID, float] = {}  # tenant → until when no new restore is requested
+        self.restoring: dict[uuid.UUID, asyncio.Task[None]] = {}  # restore requests under way
 
-    restore_fn: Callable[[uuid.UUID], str]
-    _restores: dict[uuid.UUID, float]
-    _restoring: dict[uuid.UUID, "asyncio.Task[None]"]
-    _blob: Callable[[TenantRoute], Awaitable[dict[str, Any] | None]]
-    _spawn: Callable[[Awaitable[Any]], "asyncio.Task[Any]"]
-
-    async def _archived(self, send: Send, route: TenantRoute, request_id: bytes, body: Any, started: float) -> int:
+    async def answer(self, request: GatewayRequest, blob: dict[str, Any] | None, send: Send) -> int:
+        """Answer an archived tenant's request (the restore was asked for by `request_restore`)."""
         metrics.cold_starts.labels("archived").inc()
-        self._request_restore(route.tenant_id)
-        blob = await self._blob(route)
+        body = request.document
         message = coldanswer.last_user_message(body)
+        request_id = request.request_id
         headers = [(b"retry-after", str(RESTORE_RETRY_AFTER).encode()), (b"x-request-id", request_id)]
         if blob is None or message is None:
             status = await refuse(
@@ -57,7 +45,7 @@ class ArchivedAnswer:
                 "this workspace is archived and is being restored; try again shortly",
                 retry_after=RESTORE_RETRY_AFTER,
             )
-            metrics.cold_start_ttfb.labels("archived").observe(time.perf_counter() - started)
+            metrics.cold_start_ttfb.labels("archived").observe(time.perf_counter() - request.started)
             return status
         rid = request_id.decode()
         answer = coldanswer.compose(blob, message)
@@ -76,25 +64,25 @@ class ArchivedAnswer:
                 coldanswer.status_comment("restoring", delivered=False, retry_after=RESTORE_RETRY_AFTER),
             )
             await send_body(send, coldanswer.DONE, more=False)
-        metrics.cold_start_ttfb.labels("archived").observe(time.perf_counter() - started)
+        metrics.cold_start_ttfb.labels("archived").observe(time.perf_counter() - request.started)
         return 200
 
-    def _request_restore(self, tenant_id: uuid.UUID) -> None:
+    def request_restore(self, tenant_id: uuid.UUID) -> None:
         """At most one restore request per tenant per RESTORE_MEMO_SECONDS from this gateway (single-flight)."""
         now = time.monotonic()
-        if tenant_id in self._restoring or self._restores.get(tenant_id, 0.0) > now:
+        if tenant_id in self.restoring or self._requested.get(tenant_id, 0.0) > now:
             return
-        self._restores[tenant_id] = now + RESTORE_MEMO_SECONDS
+        self._requested[tenant_id] = now + RESTORE_MEMO_SECONDS
 
         async def run() -> None:
             try:
-                result = await db_call(self.restore_fn)(tenant_id)
+                result = await self.platform.request_restore(tenant_id)
                 metrics.restores_requested.labels(result).inc()
             except Exception:
                 metrics.restores_requested.labels("failed").inc()
-                self._restores.pop(tenant_id, None)
+                self._requested.pop(tenant_id, None)
                 log.exception("requesting the restore of %s failed", tenant_id)
             finally:
-                self._restoring.pop(tenant_id, None)
+                self.restoring.pop(tenant_id, None)
 
-        self._restoring[tenant_id] = self._spawn(run())
+        self.restoring[tenant_id] = self.spawn(run())

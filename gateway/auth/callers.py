@@ -1,5 +1,5 @@
 """The gateway's authentication of a request: a caller it already knows (CallerCache), else the full check of
-gateway.auth against the gateway's device and route caches."""
+gateway.auth.verify against the gateway's device and route caches."""
 
 import time
 import uuid
@@ -8,11 +8,11 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.auth import Caller, VerifiedTokens, authenticate, named_tenant_matches
+from gateway.auth.tokens import LEEWAY_SECONDS
+from gateway.auth.verify import Caller, VerifiedTokens, authenticate, named_tenant_matches
 from gateway.cache import TtlCache
 from gateway.headers import Headers
-from gateway.tokens import LEEWAY_SECONDS
-from tenants.selectors import DeviceKey, TenantRoute
+from gateway.platform import DeviceKey, TenantRoute
 
 
 class FreshCache(Protocol):

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
-from gateway.h1client import (
+from gateway.pods.h1client import (
     H1Connection,
     H1Response,
     HeadLimits,

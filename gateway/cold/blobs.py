@@ -1,4 +1,4 @@
-"""The context blob cache: fetch `tenants/{id}/context.bin`, open it with the sealed format, keep it in memory.
+"""The context blob cache: a tenant's context blob, fetched and opened by the platform (gateway.platform), in memory.
 
 An LRU bounded in bytes (the blob's opened JSON size), with single-flight loading per tenant. An entry is dropped
 when the tenant's invalidation message arrives (the node writes a fresh blob whenever it moves a tenant out of hot,
@@ -18,7 +18,7 @@ from typing import Any
 
 from gateway import metrics
 from gateway.cache import SingleFlight
-from percolate_platform.db_pool import db_call
+from gateway.platform import BlobUnreadable, Platform
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +45,17 @@ def parse_blob(data: bytes, tenant_id: uuid.UUID) -> ContextBlob:
     return ContextBlob(tenant_id, doc, len(data))
 
 
-def fetch_and_open(tenant_id: uuid.UUID) -> ContextBlob | None:
-    """Blocking: read the stored blob and open it with the tenant's key. None if absent; BlobInvalid if bad."""
-    from archival import objectstore
-    from core import sealed
-    from tenants.keys import tenant_data_key
+def blob_loader(platform: Platform) -> Callable[[uuid.UUID], Awaitable[ContextBlob | None]]:
+    """Loads a tenant's blob from the platform (fetched and opened there): None if absent; BlobInvalid if bad."""
 
-    try:
-        with objectstore.open_reader(objectstore.context_key(tenant_id)) as reader:
-            raw = reader.read()
-    except objectstore.ObjectMissing:
-        return None
+    async def load(tenant_id: uuid.UUID) -> ContextBlob | None:
+        try:
+            data = await platform.context_blob(tenant_id)
+        except BlobUnreadable as exc:
+            raise BlobInvalid(str(exc)) from exc
+        return None if data is None else parse_blob(data, tenant_id)
 
-    def key_for(key_id: str) -> bytes:
-        return tenant_data_key(tenant_id=tenant_id, key_id=key_id)[1]
-
-    try:
-        data = sealed.open_bytes(blob=raw, tenant_id=tenant_id, kind=sealed.KIND_CONTEXT, key_for=key_for)
-    except Exception as exc:  # SealedError, or the key it names does not exist (NotFound/Conflict)
-        raise BlobInvalid(f"{type(exc).__name__}: {exc}") from exc
-    return parse_blob(data, tenant_id)
+    return load
 
 
 class BlobCache:
@@ -72,10 +63,10 @@ class BlobCache:
         self,
         *,
         max_bytes: int,
-        loader: Callable[[uuid.UUID], Awaitable[ContextBlob | None]] | None = None,
+        loader: Callable[[uuid.UUID], Awaitable[ContextBlob | None]],
     ) -> None:
         self.max_bytes = max_bytes
-        self._loader = loader or db_call(fetch_and_open)
+        self._loader = loader
         self._entries: OrderedDict[uuid.UUID, ContextBlob] = OrderedDict()
         self._flight: SingleFlight[uuid.UUID, ContextBlob | None] = SingleFlight()
         self.bytes = 0

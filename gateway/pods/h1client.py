@@ -3,7 +3,7 @@
 Why not aiohttp here: on the proxy path its per-request machinery cost more than the rest of the gateway together
 (bench.http_clients, docs/decisions.md). This protocol does only what the proxy needs: write the request head and
 body (flow-controlled with pause_writing), parse the answer with httptools, and hand the body over chunk by chunk,
-pausing reads from the pod while more than HIGH_WATER bytes wait for a slow client. The pool is in gateway.h1pool.
+pausing reads from the pod while more than HIGH_WATER bytes wait for a slow client. The pool is in gateway.pods.h1pool.
 """
 
 import asyncio
@@ -13,14 +13,12 @@ from typing import Any, cast
 
 import httptools
 
+from gateway.errors import ClientGone as ClientGone
+
 HIGH_WATER = 256 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
 STATUS_LINE_ALLOWANCE = 1024  # a pod's answer head may hold this much beyond the header limit (its status line)
 WATCH_CLIENT_AFTER = 0.05  # seconds without answer headers before the client's disconnect is watched too
-
-
-class ClientGone(Exception):
-    """The client disconnected."""
 
 
 class UpstreamError(Exception):

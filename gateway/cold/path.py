@@ -12,84 +12,68 @@
   platform refuses a second concurrent job); the request is answered from the blob if there is one, marked
   `"delivered": false` (the workspace cannot take the message until restored), else 503 with `Retry-After`.
 
-Warms are single-flight per tenant (gateway.warming); every waiter ends with an answer or a clear 503/504.
+Warms are single-flight per tenant (gateway.cold.warming); every waiter ends with an answer or a clear 503/504.
+
+`ColdPath` holds the cold-path state and composes the cases, each an object with explicit collaborators: `BlobAnswer`
+(gateway.cold.blob), `WaitForWarm` (gateway.cold.wait), `ArchivedAnswer` (gateway.cold.archived), all calling pods
+through `PodCalls` (gateway.cold.calls) on the gateway's one pod client. Whether a request goes cold at all is
+decided in gateway.dispatch.
 """
 
 import asyncio
-import json
 import logging
 import time
 import uuid
-import weakref
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import Any
 
-from django.conf import settings
-
-from gateway import coldanswer
-from gateway.blobs import BlobCache
-from gateway.coldarchived import ARCHIVED_STATES as ARCHIVED_STATES
-from gateway.coldarchived import RESTORE_MEMO_SECONDS as RESTORE_MEMO_SECONDS
-from gateway.coldarchived import RESTORE_RETRY_AFTER as RESTORE_RETRY_AFTER
-from gateway.coldarchived import ArchivedAnswer, request_restore
-from gateway.coldblob import BlobAnswer
-from gateway.coldpodcalls import DELIVERY_ATTEMPTS as DELIVERY_ATTEMPTS
-from gateway.coldpodcalls import NOT_HOT_CODES as NOT_HOT_CODES
-from gateway.coldpodcalls import WARM_ATTEMPTS_FOR_DELIVERY as WARM_ATTEMPTS_FOR_DELIVERY
-from gateway.coldresponse import SSE_HEADERS as SSE_HEADERS
-from gateway.coldresponse import refuse
-from gateway.coldroutes import RouteKeeper
-from gateway.coldwait import WaitForWarm
+from gateway.cache import TtlCache
+from gateway.cold import answer as coldanswer
+from gateway.cold.archived import ARCHIVED_STATES, ArchivedAnswer
+from gateway.cold.blob import BlobAnswer
+from gateway.cold.blobs import BlobCache, blob_loader
+from gateway.cold.calls import PodCalls
+from gateway.cold.response import refuse
+from gateway.cold.routes import RouteKeeper
+from gateway.cold.wait import WaitForWarm
+from gateway.cold.warming import QueueFull, Warmer
 from gateway.errors import Receive, Send
-from gateway.warming import QueueFull, Warmer
-from percolate_platform.db_pool import db_call
-from tenants.selectors import TenantRoute, tenant_routes
+from gateway.platform import Platform, TenantRoute
+from gateway.pods.client import PodClient
+from gateway.request import GatewayRequest
 
-if TYPE_CHECKING:
-    from gateway.app import Gateway
-    from gateway.forwarding import PodRequest
-
-log = logging.getLogger(__name__)
-
-CHAT_PATH = "/v1/chat/completions"
+log = logging.getLogger("gateway.cold")
 
 
-def is_chat(scope: dict[str, Any]) -> bool:
-    return scope["method"] == "POST" and scope["path"].rstrip("/") == CHAT_PATH
-
-
-class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
-    """The path decision and the cold-path state; each case lives in its own mixin module (see the imports)."""
-
-    def __init__(self, gateway: "Gateway") -> None:
-        self.gw = gateway
-        self.enabled = settings.GATEWAY_COLD_PATH_ENABLED
-        self.blobs = BlobCache(max_bytes=settings.GATEWAY_BLOB_CACHE_BYTES)
-        self.warm_timeout = settings.GATEWAY_WARM_TIMEOUT_SECONDS
+class ColdPath:
+    def __init__(
+        self,
+        *,
+        client: PodClient,
+        routes: TtlCache[uuid.UUID, TenantRoute | None],
+        platform: Platform,
+        enabled: bool,
+        blob_cache_bytes: int,
+        warm_timeout: float,
+        warm_queue_size: int,
+        route_ttl: float,
+    ) -> None:
+        self.enabled = enabled
+        self.routes = routes
+        self.blobs = BlobCache(max_bytes=blob_cache_bytes, loader=blob_loader(platform))
+        self.calls = PodCalls(client, routes, timeout=warm_timeout)
         self.warmer = Warmer(
-            self._warm_pod,
-            queue_size=settings.GATEWAY_WARM_QUEUE_SIZE,
-            deadline=self.warm_timeout,
-            on_warm=self._mark_warm,
+            self.calls.warm, queue_size=warm_queue_size, deadline=warm_timeout, on_warm=self._mark_warm
         )
-        self.warm_ttl = settings.GATEWAY_ROUTE_TTL_SECONDS
+        self.warm_ttl = route_ttl
         self.warmed: dict[uuid.UUID, tuple[int, float]] = {}
-        self.warm_generations: dict[uuid.UUID, int] = {}
-        self.restore_fn: Callable[[uuid.UUID], str] = request_restore
-        self._restores: dict[uuid.UUID, float] = {}
-        self._restoring: dict[uuid.UUID, asyncio.Task[None]] = {}
-        self._delivery_locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
         self._background: set[asyncio.Task[Any]] = set()
+        self.blob = BlobAnswer(self.calls, self.warmer, self._spawn)
+        self.wait = WaitForWarm(client, self.calls)
+        self.archived = ArchivedAnswer(platform, self._spawn)
         self.route_keeper = RouteKeeper(
-            gateway.routes,
-            self.blobs.tenants,
-            self._load_routes,
-            interval=max(0.5, settings.GATEWAY_ROUTE_TTL_SECONDS / 2),
+            routes, self.blobs.tenants, platform.tenant_routes, interval=max(0.5, route_ttl / 2)
         )
-
-    @staticmethod
-    async def _load_routes(tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, TenantRoute]:
-        return await db_call(tenant_routes)(tenant_ids=tenant_ids)
 
     # -- state ---------------------------------------------------------------------------------------------------
 
@@ -101,7 +85,7 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
         return not (marked and marked[0] == route.generation and marked[1] > time.monotonic())
 
     def _mark_warm(self, tenant_id: uuid.UUID, generation: int, _pod: str) -> None:
-        generation = self.warm_generations.get(tenant_id, generation)
+        generation = self.calls.warm_generations.get(tenant_id, generation)
         self.warmed[tenant_id] = (generation, time.monotonic() + self.warm_ttl)
         if len(self.warmed) > 100_000:
             self.warmed.clear()
@@ -123,7 +107,7 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
 
     async def _revalidate(self, tenant_id: uuid.UUID) -> None:
         try:
-            await self.gw.routes.get(tenant_id)
+            await self.routes.get(tenant_id)
             await self.blobs.get(tenant_id)
         except Exception:  # best effort: the next request loads them itself
             log.exception("revalidating the cold-path entries of %s failed", tenant_id)
@@ -131,7 +115,7 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
     def reset(self) -> None:
         self.blobs.clear()
         self.warmed.clear()
-        self.warm_generations.clear()
+        self.calls.warm_generations.clear()
 
     async def close(self) -> None:
         self.route_keeper.stop()
@@ -147,33 +131,22 @@ class ColdPath(BlobAnswer, WaitForWarm, ArchivedAnswer):
 
     # -- entry point ---------------------------------------------------------------------------------------------
 
-    async def handle(
-        self,
-        receive: Receive,
-        send: Send,
-        route: TenantRoute,
-        request: "PodRequest",
-        payload: bytes | None,
-        started: float,
-    ) -> int:
+    async def handle(self, request: GatewayRequest, receive: Receive, send: Send) -> int:
+        """Answer a chat request whose tenant is not hot: archived, blob or wait (see the module's docstring)."""
         self.route_keeper.ensure_running()
-        request_id = request.request_id
-        try:
-            body = json.loads(payload) if payload else None
-        except (ValueError, UnicodeDecodeError):
-            body = None
+        route = request.route
         if route.state in ARCHIVED_STATES:
-            return await self._archived(send, route, request_id, body, started)
+            self.archived.request_restore(route.tenant_id)
+            return await self.archived.answer(request, await self._blob(route), send)
         try:
             ticket = self.warmer.enter(route.tenant_id, route.generation)
         except QueueFull as exc:
             return await refuse(send, 503, "warm_queue_full", str(exc), retry_after=1)
         try:
             blob = await self._blob(route)
-            message = coldanswer.last_user_message(body)
-            if blob is not None and message is not None:
-                return await self._answer_from_blob(send, receive, ticket, route, request_id, body, blob, started)
-            return await self._wait(send, receive, ticket, route, request, payload, body, started)
+            if blob is not None and coldanswer.last_user_message(request.document) is not None:
+                return await self.blob.answer(request, ticket, blob, receive, send)
+            return await self.wait.wait(request, ticket, receive, send)
         finally:
             if not ticket.left and not ticket.future.done() and not ticket.handed_off:
                 ticket.leave()

@@ -3,50 +3,37 @@
 import asyncio
 import functools
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
-from gateway import coldanswer, metrics
-from gateway.coldresponse import SSE_HEADERS, refuse, send_body, until_done
-from gateway.errors import Receive, Send, error_code_of
-from gateway.h1client import UpstreamError
-from gateway.headers import strip_response
-from gateway.upstream import ClientGone, stream_response, wait_for_disconnect
-from gateway.warming import Ticket, WarmFailed
-from tenants.selectors import TenantRoute
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
-    from gateway.forwarding import PodRequest
+from gateway import metrics
+from gateway.body import wait_for_disconnect
+from gateway.cold import answer as coldanswer
+from gateway.cold.calls import PodCalls
+from gateway.cold.response import SSE_HEADERS, refuse, send_body, until_done
+from gateway.cold.warming import Ticket, WarmFailed
+from gateway.errors import ClientGone, Receive, Send, error_code_of
+from gateway.headers import Headers, strip_response
+from gateway.pods.client import PodClient
+from gateway.pods.h1client import UpstreamError
+from gateway.proxy.upstream import stream_response
+from gateway.request import GatewayRequest
 
 
-def with_generation(headers: list[tuple[bytes, bytes]], generation: int) -> list[tuple[bytes, bytes]]:
+def with_generation(headers: Headers, generation: int) -> Headers:
     """The request's headers naming the generation the pod was warmed at (a tier move may have bumped it)."""
     value = str(generation).encode()
     return [(name, value) if name == b"x-percolate-generation" else (name, v) for name, v in headers]
 
 
 class WaitForWarm:
-    """Mixin of ColdPath (which sets `gw` and `generation_for`)."""
+    def __init__(self, client: PodClient, calls: PodCalls) -> None:
+        self.client = client
+        self.calls = calls
 
-    gw: "Gateway"
-    generation_for: Callable[[TenantRoute], int]
-
-    async def _wait(
-        self,
-        send: Send,
-        receive: Receive,
-        ticket: Ticket,
-        route: TenantRoute,
-        request: "PodRequest",
-        payload: bytes | None,
-        body: Any,
-        started: float,
-    ) -> int:
-        """`request` is built as for the hot path (gateway.forwarding): the same target, query string and headers."""
+    async def wait(self, request: GatewayRequest, ticket: Ticket, receive: Receive, send: Send) -> int:
+        """`request` is the one the hot path would have sent: the same target, query string and headers."""
         metrics.cold_starts.labels("wait").inc()
         request_id = request.request_id
-        stream = coldanswer.wants_stream(body)
+        stream = coldanswer.wants_stream(request.document)
         mark = (b"x-percolate-cold-start", b"wait")
         if stream:
             await send(
@@ -57,7 +44,7 @@ class WaitForWarm:
                 }
             )
             await send_body(send, coldanswer.status_comment(coldanswer.WARMING, cold_start="wait"))
-            metrics.cold_start_ttfb.labels("wait").observe(time.perf_counter() - started)
+            metrics.cold_start_ttfb.labels("wait").observe(time.perf_counter() - request.started)
         ready = asyncio.ensure_future(ticket.ready())
         try:
             if not await until_done(ready, receive):
@@ -70,16 +57,10 @@ class WaitForWarm:
             return await refuse(send, exc.status, exc.code, exc.message, retry_after=exc.retry_after)
         finally:
             ready.cancel()
-        headers = with_generation(request.headers, self.generation_for(route))
+        warmed = request.with_headers(with_generation(request.headers, self.calls.generation_for(request.route)))
         try:
-            response = await self.gw.pool.request(
-                request.method,
-                pod,
-                request.target,
-                headers,
-                payload,
-                header_timeout=self.gw.timeouts.response_headers,
-                disconnected=functools.partial(wait_for_disconnect, receive),
+            response = await self.client.send_to(
+                pod, warmed, disconnected=functools.partial(wait_for_disconnect, receive)
             )
         except ClientGone:
             return 499
@@ -89,23 +70,23 @@ class WaitForWarm:
                 await send_body(send, coldanswer.error_event(code, message), more=False)
                 return 200
             return await refuse(send, 502, code, message)
+        idle = self.client.timeouts.idle
         if not stream:
-            metrics.cold_start_ttfb.labels("wait").observe(time.perf_counter() - started)
+            metrics.cold_start_ttfb.labels("wait").observe(time.perf_counter() - request.started)
             out = [*strip_response(response.raw_headers), mark, (b"x-request-id", request_id)]
             await send({"type": "http.response.start", "status": response.status, "headers": out})
-            await stream_response(response, send, receive, idle_timeout=self.gw.timeouts.idle)
+            await stream_response(response, send, receive, idle_timeout=idle)
             return response.status
         if response.status != 200:
             try:
-                raw = await response.read(self.gw.timeouts.idle)
+                raw = await self.client.read_whole(response)
             except (UpstreamError, TimeoutError):
                 raw = b""
-            response.release()
             await send_body(
                 send,
                 coldanswer.error_event(error_code_of(raw) or "upstream_error", raw[:500].decode("utf-8", "replace")),
                 more=False,
             )
             return 200
-        await stream_response(response, send, receive, idle_timeout=self.gw.timeouts.idle)
+        await stream_response(response, send, receive, idle_timeout=idle)
         return 200

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.tokens import (
+from gateway.auth.tokens import (
     LEEWAY_SECONDS,
     PLATFORM_ISSUER,
     PLATFORM_KID,
@@ -17,8 +17,7 @@ from gateway.tokens import (
     unverified_kid,
     verify,
 )
-from tenants.device_keys import signing_public_key
-from tenants.selectors import DeviceKey, TenantRoute
+from gateway.platform import DeviceKey, TenantRoute, signing_public_key
 
 MAX_TOKEN_BYTES = 4096
 BLOCKED_STATUSES = frozenset({"suspended", "deleted"})

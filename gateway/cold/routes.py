@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from gateway.cache import TtlCache
-from tenants.selectors import TenantRoute
+from gateway.platform import TenantRoute
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ mod_reqtimeout has it:
   steady upload of at least that rate never trips it and a drip of a byte every few seconds is cut. Time during
   which the server itself held reading paused (flow control) does not count against the client.
 
-The rule is here; gateway.server applies it in its once-a-second sweep (no timer per request), so a deadline is kept
-to within a second.
+The rule is here; the server (protocol.py) applies it in its once-a-second sweep (no timer per request), so a
+deadline is kept to within a second.
 """
 
 import asyncio

@@ -3,8 +3,8 @@
 import asyncio
 from typing import Any
 
+from gateway.body import wait_for_disconnect
 from gateway.errors import Receive, Send, send_error
-from gateway.upstream import wait_for_disconnect
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),

@@ -4,7 +4,7 @@ admitted and not yet answering.
 
 - The loop's lateness is the queue every request waits in: a loop that runs its callbacks 100 ms late makes each
   request, which needs a few turns of it, wait a few hundred milliseconds, whatever their number. A probe measures
-  it every PROBE_SECONDS (gateway.server starts it); past `max_lag`, and with `lagging_limit` requests in flight,
+  it every PROBE_SECONDS (the server starts it); past `max_lag`, and with `lagging_limit` requests in flight,
   new requests are refused until it recovers. Lag rises only when the gateway itself is behind, on a fast machine
   and a slow one alike, where a fixed count means a latency only at the speed it was chosen for, and counts the
   requests that wait on a pod as well (measured: docs/decisions.md, "Admission control").
@@ -22,7 +22,7 @@ from typing import Any
 
 from gateway import metrics
 from gateway.errors import Send, error_body, send_json
-from gateway.own_endpoints import OWN_PATHS
+from gateway.surface import OWN_PATHS
 
 RETRY_AFTER_SECONDS = 1
 OVERLOADED = error_body("overloaded", "the gateway is at capacity; retry shortly")
@@ -35,7 +35,7 @@ def _overloaded_response(*, close: bool) -> bytes:
     return head + (b"connection: close\r\n" if close else b"") + b"\r\n" + OVERLOADED
 
 
-# The same answer as `refuse` sends, written by the server itself (gateway.server) without starting the app.
+# The same answer as `refuse` sends, written by the server itself (gateway.server.protocol) without starting the app.
 OVERLOADED_RESPONSE = _overloaded_response(close=False)
 OVERLOADED_RESPONSE_CLOSE = _overloaded_response(close=True)
 

@@ -1,4 +1,4 @@
-"""The gateway's HTTP protocol for uvicorn: `uvicorn gateway.asgi:application --http gateway.server:CorkedHttpTools`.
+"""The gateway's HTTP protocol for uvicorn, given as `uvicorn.Config(http=Protocols(listener))` (gateway.__main__).
 
 uvicorn's httptools protocol, with two costs of every request taken out (measured in docs/decisions.md):
 - It writes a response's head and its body with two `transport.write` calls, and uvloop sends each at once: two
@@ -8,18 +8,27 @@ uvicorn's httptools protocol, with two costs of every request taken out (measure
 - It arms a timer handle after every response for the keep-alive timeout and cancels it on the next request. Here
   the response's end is a timestamp, and one sweep a second closes the connections idle for longer than the
   timeout (so they close within a second after it). A bare ASGI app: 21 → 18 µs of CPU per request.
-The same sweep keeps the edge's deadlines for requests that never finish (gateway.deadlines): it reads each
+The same sweep keeps the edge's deadlines for requests that never finish (gateway.server.deadlines): it reads each
 connection's state as uvicorn keeps it, so a request that arrives whole costs nothing more.
+And each accepted connection accepts up to EXTRA_ACCEPTS more waiting ones from the server's listening socket, which
+`python -m gateway` creates and hands to uvicorn (see `Protocols`).
+
+This subclasses uvicorn's HttpToolsProtocol and overrides some of its private methods (`_start_asgi_task`,
+`_unset_keepalive_if_required`, and re-implements `on_response_complete`); the sweep reads its cycle's state.
+`gateway/tests/test_server.py` pins the source of every uvicorn method this relies on, so a uvicorn upgrade that
+changes one fails there first.
 """
 
 import asyncio
-from typing import Any
+import socket
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway import accepting, admission, metrics
-from gateway.deadlines import BODY, FIRST_REQUEST, HEAD, EdgeDeadlines, TimedFlowControl, Watch
+from gateway import metrics
 from gateway.errors import error_body
+from gateway.limits import admission
+from gateway.server.deadlines import BODY, FIRST_REQUEST, HEAD, EdgeDeadlines, TimedFlowControl, Watch
 
 
 class CorkedTransport:
@@ -75,8 +84,75 @@ class CorkedTransport:
 
 
 SWEEP_SECONDS = 1.0
-_sweepers: dict[int, "asyncio.Task[None]"] = {}  # one per server, by its set of connections
-_lag_probes: dict[int, "asyncio.Task[None]"] = {}  # one per event loop (gateway.admission)
+EXTRA_ACCEPTS = 16  # per accepted connection: a burst of a thousand drains in a few loop turns
+
+
+def protocols(listener: socket.socket | None) -> type[asyncio.Protocol]:
+    """`uvicorn.Config(http=protocols(listener))`: uvicorn calls its `http` the way it calls a protocol class."""
+    return cast("type[asyncio.Protocol]", Protocols(listener))
+
+
+class Protocols:
+    """The protocol factory of one server (`uvicorn.Config(http=Protocols(listener))`) and what its connections share:
+    the listening socket, the sweep of its connections, the loop-lag probe, and whether it is shutting down.
+
+    Accepting a burst: libuv (under uvloop) accepts one connection per turn of the event loop, and a loop busy with a
+    thousand connections turns every few tens of milliseconds, so new connections waited seconds in the kernel's
+    queue (docs/decisions.md). So each accepted connection accepts up to EXTRA_ACCEPTS more from `listener`, the
+    socket uvicorn serves (it closes it when it stops). With `listener` None uvloop's own accepting is all there is.
+    In uvicorn's worker processes each gets its own copy of this object, with the socket passed to it.
+    """
+
+    def __init__(self, listener: socket.socket | None = None) -> None:
+        self.listener = listener
+        self.stopping = False
+        self._sweeper: asyncio.Task[None] | None = None
+        self._lag_probe: asyncio.Task[None] | None = None
+        self._starting: set[asyncio.Task[Any]] = set()
+
+    def __reduce__(self) -> tuple[type["Protocols"], tuple[socket.socket | None]]:
+        return Protocols, (self.listener,)  # to a worker process: the socket, not this process's tasks
+
+    def __call__(
+        self,
+        *,
+        config: Any,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> "CorkedHttpTools":
+        """What uvicorn calls for each connection (its `create_protocol`)."""
+        return CorkedHttpTools(self, config=config, server_state=server_state, app_state=app_state, _loop=_loop)
+
+    def started(self, protocol: "CorkedHttpTools") -> None:
+        """A connection was made: start the sweep and the lag probe once, accept what waits."""
+        loop = protocol.loop
+        if self._sweeper is None or self._sweeper.done():
+            deadlines = EdgeDeadlines.from_settings()
+            self._sweeper = loop.create_task(_sweep(protocol.connections, protocol.timeout_keep_alive, deadlines))
+        if self._lag_probe is None or self._lag_probe.done():
+            self._lag_probe = loop.create_task(admission.probe_lag())
+        self.accept_waiting(loop, protocol.sibling)
+
+    def accept_waiting(self, loop: asyncio.AbstractEventLoop, protocol_factory: Any) -> int:
+        """Accept up to EXTRA_ACCEPTS waiting connections and serve each with a new protocol; how many were taken."""
+        taken = 0
+        while self.listener is not None and taken < EXTRA_ACCEPTS and not self.stopping:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # BlockingIOError: nothing is waiting (or the listener is closed)
+                break
+            conn.setblocking(False)
+            task = loop.create_task(loop.connect_accepted_socket(protocol_factory, conn))
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
+            taken += 1
+        return taken
+
+    def stop(self) -> None:
+        """The server shuts down (uvicorn shuts every connection down when it stops serving): accept nothing more.
+        The sweep goes on: the connections still draining keep their deadlines."""
+        self.stopping = True
 
 
 def _timeout_response(message: str) -> bytes:
@@ -128,30 +204,18 @@ class CorkedHttpTools(HttpToolsProtocol):
     lingering_until = 0.0
     flow: TimedFlowControl
 
+    def __init__(self, protocols: Protocols, **uvicorn_arguments: Any) -> None:
+        super().__init__(**uvicorn_arguments)
+        self.protocols = protocols
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]
         self.flow = TimedFlowControl(self.transport, self.loop.time)
         self.watch = Watch(FIRST_REQUEST, None, self.loop.time())
-        if accepting.stopped(id(self.connections)):  # accepted by us just as the server began to shut down
+        if self.protocols.stopping:  # accepted by us just as the server began to shut down
             self.shutdown()
             return
-        listener = accepting.listener_for(self.server) if self.server and self.server[1] is not None else None  # type: ignore[arg-type]
-        if listener is not None:
-            accepting.accept_waiting(listener, self.loop, self._sibling, server=id(self.connections))
-        key = id(self.connections)
-        sweeper = _sweepers.get(key)
-        if sweeper is None or sweeper.done():
-            self._probe_lag()
-            deadlines = EdgeDeadlines.from_settings()
-            task = _sweepers[key] = self.loop.create_task(_sweep(self.connections, self.timeout_keep_alive, deadlines))
-            task.add_done_callback(lambda _: _sweepers.pop(key, None))
-
-    def _probe_lag(self) -> None:
-        key = id(self.loop)
-        probe = _lag_probes.get(key)
-        if probe is None or probe.done():
-            task = _lag_probes[key] = self.loop.create_task(admission.probe_lag())
-            task.add_done_callback(lambda _: _lag_probes.pop(key, None))
+        self.protocols.started(self)
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         if admission.PROCESS.full() and cycle.scope["path"] not in admission.EXEMPT_PATHS:
@@ -160,7 +224,7 @@ class CorkedHttpTools(HttpToolsProtocol):
         super()._start_asgi_task(cycle, app)
 
     def _refuse_overloaded(self, cycle: Any) -> None:
-        """The process is at its bound (gateway.admission): the app's 503, written here without starting the app,
+        """The process is at its bound (gateway.limits.admission): the app's 503, written here without starting the app,
         at a fraction of its cost (a body still to come is read and dropped, as for any answered request)."""
         metrics.shed.inc("server")
         metrics.requests_total.inc("none", "503")
@@ -177,7 +241,7 @@ class CorkedHttpTools(HttpToolsProtocol):
         super().on_body(body)
 
     def keep_deadlines(self, now: float, deadlines: EdgeDeadlines) -> None:
-        """Cut this connection if the request it is receiving is overdue (gateway.deadlines)."""
+        """Cut this connection if the request it is receiving is overdue (gateway.server.deadlines)."""
         cycle, watch = self.cycle, self.watch
         if self.transport.is_closing():
             return
@@ -229,12 +293,18 @@ class CorkedHttpTools(HttpToolsProtocol):
         self.lingering_until = now + LINGER_SECONDS
 
     def shutdown(self) -> None:
-        accepting.stop(id(self.connections))  # uvicorn shuts every connection down when it stops serving
+        self.protocols.stop()  # uvicorn shuts every connection down when it stops serving
         super().shutdown()
 
-    def _sibling(self) -> "CorkedHttpTools":
+    def sibling(self) -> "CorkedHttpTools":
         """A protocol for another connection of the same server."""
-        return type(self)(config=self.config, server_state=self.server_state, app_state=self.app_state, _loop=self.loop)
+        return type(self)(
+            self.protocols,
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.app_state,
+            _loop=self.loop,
+        )
 
     def on_response_complete(self) -> None:
         # uvicorn's own, but for the keep-alive timer: the sweep reads `idle_since` instead.

@@ -6,32 +6,24 @@ import time
 from prometheus_client import generate_latest
 
 from gateway import metrics
-from gateway.discovery import Discovery
 from gateway.errors import Send, send_json
-from percolate_platform.db_pool import db_call
-
-OWN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-def _db_ping() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+from gateway.platform import Platform
+from gateway.pods.discovery import Discovery
+from gateway.surface import OWN_PATHS as OWN_PATHS
 
 
 class OwnEndpoints:
-    """Mixin of Gateway (which sets ``discovery`` and ``_db_ok_until``)."""
+    def __init__(self, discovery: Discovery, platform: Platform) -> None:
+        self.discovery = discovery
+        self.platform = platform
+        self._db_ok_until = 0.0
 
-    discovery: Discovery
-    _db_ok_until: float
-
-    async def _own_endpoint(self, path: str, send: Send) -> None:
+    async def answer(self, path: str, send: Send) -> None:
         """One of OWN_PATHS."""
         if path == "/healthz":
             await send_json(send, 200, b'{"status": "ok"}')
         elif path == "/readyz":
-            ready, reason = await self._readiness()
+            ready, reason = await self.readiness()
             await send_json(
                 send, 200 if ready else 503, f'{{"ready": {str(ready).lower()}, "reason": "{reason}"}}'.encode()
             )
@@ -46,12 +38,12 @@ class OwnEndpoints:
             )
             await send({"type": "http.response.body", "body": body})
 
-    async def _readiness(self) -> tuple[bool, str]:
+    async def readiness(self) -> tuple[bool, str]:
         if not self.discovery.has_pods():
             return False, "no tier pods discovered"
         if time.monotonic() > self._db_ok_until:
             try:
-                await asyncio.wait_for(db_call(_db_ping)(), 2)
+                await asyncio.wait_for(self.platform.ping_database(), 2)
             except Exception:  # any failure means not ready
                 return False, "database does not answer"
             self._db_ok_until = time.monotonic() + 5
