@@ -327,7 +327,7 @@ class H1Connection(asyncio.Protocol):
                 response.writer = asyncio.ensure_future(self._write_chunked(body))
                 await asyncio.wait((response.writer, response.headers_ready), return_when=asyncio.FIRST_COMPLETED)
                 if response.writer.done() and response.writer.exception() is not None:
-                    raise response.writer.exception()  # type: ignore[misc]
+                    raise response.writer.exception()  # type: ignore[misc]  # not None: checked on the line above
             await response.headers_ready
         except BaseException:
             self.abort()

@@ -208,8 +208,8 @@ class CorkedHttpTools(HttpToolsProtocol):
         super().__init__(**uvicorn_arguments)
         self.protocols = protocols
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn types it BaseTransport
+        super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]  # duck-typed transport
         self.flow = TimedFlowControl(self.transport, self.loop.time)
         self.watch = Watch(FIRST_REQUEST, None, self.loop.time())
         if self.protocols.stopping:  # accepted by us just as the server began to shut down
@@ -288,7 +288,7 @@ class CorkedHttpTools(HttpToolsProtocol):
         # lingering close does); the sweep closes the connection after LINGER_SECONDS.
         self.transport.write(TIMEOUT_RESPONSES[phase])
         self.transport.write_eof()
-        self.parser = _DropEverything()  # type: ignore[assignment]
+        self.parser = _DropEverything()  # type: ignore[assignment]  # stands in for httptools' parser
         self.flow.resume_reading()
         self.lingering_until = now + LINGER_SECONDS
 

@@ -39,7 +39,7 @@ async def _with_gateway(settings: Any, tier_pods: dict[str, list[Upstream]], sce
 
 def test_a_known_caller_still_meets_revocation_suspension_and_the_named_tenant(
     gateway_settings, make_tenant, actor
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from tenants.device_services import device_revoke
 
     owner, other = make_tenant(), make_tenant()
@@ -73,7 +73,7 @@ def test_a_known_caller_still_meets_revocation_suspension_and_the_named_tenant(
     run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
 
 
-def test_routes_to_the_tenants_tier_and_sets_gateway_headers(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_routes_to_the_tenants_tier_and_sets_gateway_headers(gateway_settings, make_tenant) -> None:
     tenant_b, tenant_c = make_tenant(tier="B"), make_tenant(tier="C")
     b_pod, c_pod = Upstream(), Upstream()
 
@@ -114,7 +114,7 @@ def test_routes_to_the_tenants_tier_and_sets_gateway_headers(gateway_settings, m
     run(_with_gateway(gateway_settings, {"B": [b_pod], "C": [c_pod]}, scenario))
 
 
-def test_outsiders_are_refused_with_json_errors(gateway_settings, make_tenant, actor) -> None:  # type: ignore[no-untyped-def]
+def test_outsiders_are_refused_with_json_errors(gateway_settings, make_tenant, actor) -> None:
     owner, other = make_tenant(), make_tenant()
     private, signing, encryption = device_keys()
     device = device_register(
@@ -153,7 +153,7 @@ def test_outsiders_are_refused_with_json_errors(gateway_settings, make_tenant, a
     run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
 
 
-def test_a_refused_pod_is_ejected_and_its_tenants_go_to_their_next_choice(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_pod_is_ejected_and_its_tenants_go_to_their_next_choice(gateway_settings, make_tenant) -> None:
     tenant = make_tenant()
     live = Upstream()
 
@@ -176,7 +176,7 @@ def test_a_refused_pod_is_ejected_and_its_tenants_go_to_their_next_choice(gatewa
     run(_with_gateway(gateway_settings, {"B": [live]}, scenario))
 
 
-def test_no_pods_is_503_and_dead_pod_is_502(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_no_pods_is_503_and_dead_pod_is_502(gateway_settings, make_tenant) -> None:
     tenant = make_tenant()
 
     async def scenario(gateway: Gateway) -> None:
@@ -189,7 +189,7 @@ def test_no_pods_is_503_and_dead_pod_is_502(gateway_settings, make_tenant) -> No
     run(_with_gateway(gateway_settings, {}, scenario))
 
 
-def test_sse_streams_through_unbuffered_and_a_disconnect_closes_the_upstream(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_sse_streams_through_unbuffered_and_a_disconnect_closes_the_upstream(gateway_settings, make_tenant) -> None:
     tenant = make_tenant()
     upstream_closed = asyncio.Event
 
@@ -232,7 +232,7 @@ def test_sse_streams_through_unbuffered_and_a_disconnect_closes_the_upstream(gat
         ([(b"content-length", str(10 * 1024 * 1024).encode())], 413),
     ],
 )
-def test_protection_shapes_are_refused(gateway_settings, make_tenant, headers, status) -> None:  # type: ignore[no-untyped-def]
+def test_protection_shapes_are_refused(gateway_settings, make_tenant, headers, status) -> None:
     tenant = make_tenant()
 
     async def scenario(gateway: Gateway) -> None:
@@ -242,7 +242,7 @@ def test_protection_shapes_are_refused(gateway_settings, make_tenant, headers, s
     run(_with_gateway(gateway_settings, {}, scenario))
 
 
-def test_an_http1_request_without_framing_is_forwarded_without_reading_a_body(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_an_http1_request_without_framing_is_forwarded_without_reading_a_body(gateway_settings, make_tenant) -> None:
     tenant = make_tenant()
     pod = Upstream()
 
@@ -259,7 +259,7 @@ def test_an_http1_request_without_framing_is_forwarded_without_reading_a_body(ga
     run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
 
 
-def test_body_over_the_limit_while_streaming_is_413(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_body_over_the_limit_while_streaming_is_413(gateway_settings, make_tenant) -> None:
     tenant = make_tenant()
     gateway_settings.GATEWAY_MAX_BODY_BYTES = 100_000
     pod = Upstream()
@@ -272,7 +272,7 @@ def test_body_over_the_limit_while_streaming_is_413(gateway_settings, make_tenan
     run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
 
 
-def test_rate_limit_isolates_a_noisy_tenant(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_rate_limit_isolates_a_noisy_tenant(gateway_settings, make_tenant) -> None:
     from dataclasses import replace
 
     noisy, quiet = make_tenant(tier="C"), make_tenant(tier="C")
@@ -292,7 +292,7 @@ def test_rate_limit_isolates_a_noisy_tenant(gateway_settings, make_tenant) -> No
     run(_with_gateway(gateway_settings, {"C": [pod]}, scenario))
 
 
-def test_own_endpoints(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_own_endpoints(gateway_settings, make_tenant) -> None:
     pod = Upstream()
 
     async def scenario(gateway: Gateway) -> None:
@@ -304,14 +304,14 @@ def test_own_endpoints(gateway_settings, make_tenant) -> None:  # type: ignore[n
     run(_with_gateway(gateway_settings, {"A": [pod]}, scenario))
 
 
-def test_readyz_is_503_without_pods(gateway_settings) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_is_503_without_pods(gateway_settings) -> None:
     async def scenario(gateway: Gateway) -> None:
         assert (await call(gateway, "GET", "/readyz")).status == 503
 
     run(_with_gateway(gateway_settings, {}, scenario))
 
 
-def test_unknown_tenant_token_is_403(gateway_settings) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_tenant_token_is_403(gateway_settings) -> None:
     async def scenario(gateway: Gateway) -> None:
         assert (await chat(gateway, headers=[bearer(uuid.uuid4())])).status == 403
 
@@ -364,7 +364,7 @@ INTERNAL_SPELLINGS = [
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
-def test_no_spelling_of_a_path_off_the_allow_list_reaches_a_pod(gateway_settings, make_tenant, method) -> None:  # type: ignore[no-untyped-def]
+def test_no_spelling_of_a_path_off_the_allow_list_reaches_a_pod(gateway_settings, make_tenant, method) -> None:
     """An attacker with a valid account tries every internal route of its pod, and every encoding of them."""
     tenant, other = make_tenant(), make_tenant()
     pod = Upstream()
@@ -380,7 +380,7 @@ def test_no_spelling_of_a_path_off_the_allow_list_reaches_a_pod(gateway_settings
     run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
 
 
-def test_a_listed_path_with_another_method_is_405_and_unforwarded(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_a_listed_path_with_another_method_is_405_and_unforwarded(gateway_settings, make_tenant) -> None:
     tenant = make_tenant()
     pod = Upstream()
 
@@ -395,7 +395,7 @@ def test_a_listed_path_with_another_method_is_405_and_unforwarded(gateway_settin
     run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
 
 
-def test_the_query_string_is_forwarded_as_given_and_a_forged_one_refused(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_the_query_string_is_forwarded_as_given_and_a_forged_one_refused(gateway_settings, make_tenant) -> None:
     tenant = make_tenant()
     pod = Upstream()
 
@@ -411,7 +411,7 @@ def test_the_query_string_is_forwarded_as_given_and_a_forged_one_refused(gateway
     run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
 
 
-def test_a_pod_that_refuses_the_gateways_credential_is_a_502_not_the_clients_401(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_a_pod_that_refuses_the_gateways_credential_is_a_502_not_the_clients_401(gateway_settings, make_tenant) -> None:
     tenant = make_tenant()
 
     async def refuse(request: web.Request) -> web.Response:
@@ -427,7 +427,7 @@ def test_a_pod_that_refuses_the_gateways_credential_is_a_502_not_the_clients_401
     run(_with_gateway(gateway_settings, {"B": [Upstream(refuse)]}, scenario))
 
 
-def test_models_lists_the_callers_tier_models_without_reaching_a_pod(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_models_lists_the_callers_tier_models_without_reaching_a_pod(gateway_settings, make_tenant) -> None:
     from dataclasses import replace
 
     tenant_a, tenant_c = make_tenant(tier="A"), make_tenant(tier="C")
@@ -452,7 +452,7 @@ def test_models_lists_the_callers_tier_models_without_reaching_a_pod(gateway_set
     run(_with_gateway(gateway_settings, {"A": [pod], "C": [pod]}, scenario))
 
 
-def test_a_client_that_leaves_before_the_pod_answers_frees_the_pod_at_once(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_a_client_that_leaves_before_the_pod_answers_frees_the_pod_at_once(gateway_settings, make_tenant) -> None:
     """Not after the 30 s response-header timeout: the pod's connection is closed within a fraction of a second."""
     tenant = make_tenant()
 

@@ -52,10 +52,10 @@ def _device_token(device_id: uuid.UUID, private: Ed25519PrivateKey, tenant_id: u
 
 
 def _auth(token: str | None, named: bytes | None = None) -> Caller:
-    async def devices(device_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    async def devices(device_id: uuid.UUID):
         return await sync_to_async(device_key)(device_id=device_id)
 
-    async def routes(tenant_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    async def routes(tenant_id: uuid.UUID):
         return await sync_to_async(tenant_route)(tenant_id=tenant_id)
 
     header = [f"Bearer {token}".encode()] if token else []
@@ -95,7 +95,7 @@ def test_no_token_malformed_and_expired_are_401(tenant: Tenant, actor: Actor) ->
 
 
 @pytest.mark.parametrize("issuer", ["percolate-platform", "someone-else", ""])
-def test_a_device_token_issued_by_anyone_but_the_device_is_401(tenant: Tenant, actor: Actor, issuer) -> None:  # type: ignore[no-untyped-def]
+def test_a_device_token_issued_by_anyone_but_the_device_is_401(tenant: Tenant, actor: Actor, issuer) -> None:
     device_id, private = _device(tenant, actor)
     token = _device_token(device_id, private, tenant.id, iss=issuer)
     _rejected(401, lambda: _auth(token))
@@ -116,7 +116,7 @@ def test_token_signed_by_another_key_is_401(tenant: Tenant, actor: Actor) -> Non
     _rejected(401, lambda: _auth(_device_token(device_id, Ed25519PrivateKey.generate(), tenant.id)))
 
 
-def test_another_tenants_token_and_named_tenant_mismatch_are_403(make_tenant, actor) -> None:  # type: ignore[no-untyped-def]
+def test_another_tenants_token_and_named_tenant_mismatch_are_403(make_tenant, actor) -> None:
     owner, outsider = make_tenant(), make_tenant()
     device_id, private = _device(owner, actor)
     _rejected(403, lambda: _auth(_device_token(device_id, private, outsider.id)))
@@ -142,10 +142,10 @@ def test_a_cached_token_still_sees_revocation_and_suspension(tenant: Tenant, act
     token = _device_token(device_id, private, tenant.id)
 
     def auth() -> Caller:
-        async def devices(device_id: uuid.UUID):  # type: ignore[no-untyped-def]
+        async def devices(device_id: uuid.UUID):
             return await sync_to_async(device_key)(device_id=device_id)
 
-        async def routes(tenant_id: uuid.UUID):  # type: ignore[no-untyped-def]
+        async def routes(tenant_id: uuid.UUID):
             return await sync_to_async(tenant_route)(tenant_id=tenant_id)
 
         return asyncio.run(

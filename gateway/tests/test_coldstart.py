@@ -248,7 +248,7 @@ def sample(name: str, **labels: str) -> float:
 
 def test_blob_answer_streams_before_the_warm_finishes_then_the_message_is_stored_once(
     cold_settings, make_tenant, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tenant = make_tenant()
     write_blob(tenant.id)
 
@@ -287,7 +287,7 @@ def test_blob_answer_streams_before_the_warm_finishes_then_the_message_is_stored
 
 def test_fifty_concurrent_cold_requests_share_one_warm_and_each_message_is_stored_exactly_once(
     cold_settings, make_tenant, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     cold_settings.GATEWAY_WARM_QUEUE_SIZE = 64
     tenant = make_tenant()
     write_blob(tenant.id)
@@ -321,7 +321,7 @@ def test_fifty_concurrent_cold_requests_share_one_warm_and_each_message_is_store
 
 def test_a_blob_answered_message_fenced_before_its_delivery_follows_the_tenant_to_the_new_generation(
     cold_settings, make_tenant, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Found by bench.tiermove: a tier move (or a reassignment) fenced the tenant and warmed the pod at the new
     generation between this gateway's warm and its delivery; the pod refused the delivery as stale and the message,
     already answered from the blob, was never stored."""
@@ -362,7 +362,7 @@ def test_a_blob_answered_message_fenced_before_its_delivery_follows_the_tenant_t
 @pytest.mark.parametrize("blob", ["missing", "corrupted", "other_tenant"])
 def test_without_a_usable_blob_the_request_waits_for_the_pods_real_answer(
     cold_settings, make_tenant, tmp_path, blob
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     tenant, other = make_tenant(), make_tenant()
     if blob == "corrupted":
         write_blob(tenant.id, corrupt=True)
@@ -391,7 +391,7 @@ def test_without_a_usable_blob_the_request_waits_for_the_pods_real_answer(
     asyncio.run(_scenario(cold_settings, tmp_path, body))
 
 
-def test_the_wait_path_forwards_the_request_exactly_as_the_hot_path_does(cold_settings, make_tenant, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_wait_path_forwards_the_request_exactly_as_the_hot_path_does(cold_settings, make_tenant, tmp_path) -> None:
     """Same target, query string and headers on both paths (the cold path used to drop `?api-version=...`)."""
     tenant = make_tenant()
     query = b"api-version=2024-10-21"
@@ -413,7 +413,7 @@ def test_the_wait_path_forwards_the_request_exactly_as_the_hot_path_does(cold_se
     asyncio.run(_scenario(cold_settings, tmp_path, body))
 
 
-def test_mobile_only_never_uses_a_blob(cold_settings, make_tenant, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_mobile_only_never_uses_a_blob(cold_settings, make_tenant, tmp_path) -> None:
     tenant = make_tenant(security_mode="mobile_only")
     write_blob(tenant.id)  # even if one were there, it is never read
 
@@ -434,7 +434,7 @@ def test_mobile_only_never_uses_a_blob(cold_settings, make_tenant, tmp_path) -> 
     asyncio.run(_scenario(cold_settings, tmp_path, body, Spy()))
 
 
-def test_queue_overflow_and_a_failed_warm_end_every_request_cleanly(cold_settings, make_tenant, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_queue_overflow_and_a_failed_warm_end_every_request_cleanly(cold_settings, make_tenant, tmp_path) -> None:
     cold_settings.GATEWAY_WARM_QUEUE_SIZE = 2
     tenant = make_tenant()
 
@@ -457,7 +457,7 @@ def test_queue_overflow_and_a_failed_warm_end_every_request_cleanly(cold_setting
     asyncio.run(_scenario(cold_settings, tmp_path, body))
 
 
-def test_a_warm_past_its_deadline_is_a_504_not_a_hang(cold_settings, make_tenant, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_warm_past_its_deadline_is_a_504_not_a_hang(cold_settings, make_tenant, tmp_path) -> None:
     cold_settings.GATEWAY_WARM_TIMEOUT_SECONDS = 0.3
     tenant = make_tenant()
 
@@ -475,7 +475,7 @@ def test_a_warm_past_its_deadline_is_a_504_not_a_hang(cold_settings, make_tenant
 
 def test_an_archived_tenant_triggers_exactly_one_restore_and_gets_the_blob_meanwhile(
     cold_settings, make_tenant, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from archival.services import restore_request
     from core.audit import Actor
 

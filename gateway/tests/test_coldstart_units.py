@@ -15,7 +15,7 @@ from gateway.invalidation import apply_message
 from tenants.selectors import TenantRoute
 
 
-def run(coro):  # type: ignore[no-untyped-def]
+def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 10))
 
 

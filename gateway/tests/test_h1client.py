@@ -85,7 +85,7 @@ def test_the_request_head_carries_host_framing_and_the_given_headers() -> None:
     assert b"transfer-encoding: chunked" in request_head(b"POST", b"/", "p:1", [], None)
 
 
-def test_a_kept_alive_connection_serves_the_next_request(run) -> None:  # type: ignore[no-untyped-def]
+def test_a_kept_alive_connection_serves_the_next_request(run) -> None:
     connections: list[asyncio.StreamWriter] = []
     handler = answer_ok_on_every_request(connections)
 
@@ -103,7 +103,7 @@ def test_a_kept_alive_connection_serves_the_next_request(run) -> None:  # type: 
     run(scenario())
 
 
-def test_a_chunked_answer_streams_chunk_by_chunk_and_ends(run) -> None:  # type: ignore[no-untyped-def]
+def test_a_chunked_answer_streams_chunk_by_chunk_and_ends(run) -> None:
     step = asyncio.Event
 
     async def scenario() -> None:
@@ -129,7 +129,7 @@ def test_a_chunked_answer_streams_chunk_by_chunk_and_ends(run) -> None:  # type:
     run(scenario())
 
 
-def test_a_body_delimited_by_the_close_is_whole_and_the_connection_is_not_reused(run) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_delimited_by_the_close_is_whole_and_the_connection_is_not_reused(run) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end")
@@ -145,7 +145,7 @@ def test_a_body_delimited_by_the_close_is_whole_and_the_connection_is_not_reused
     run(scenario())
 
 
-def test_informational_answers_are_skipped_and_head_answers_have_no_body(run) -> None:  # type: ignore[no-untyped-def]
+def test_informational_answers_are_skipped_and_head_answers_have_no_body(run) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n" + OK)
@@ -166,7 +166,7 @@ def test_informational_answers_are_skipped_and_head_answers_have_no_body(run) ->
     run(scenario())
 
 
-def test_a_streamed_request_body_goes_up_chunked(run) -> None:  # type: ignore[no-untyped-def]
+def test_a_streamed_request_body_goes_up_chunked(run) -> None:
     received: list[bytes] = []
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -183,7 +183,7 @@ def test_a_streamed_request_body_goes_up_chunked(run) -> None:  # type: ignore[n
         writer.write(OK)
 
     async def scenario() -> None:
-        async def body():  # type: ignore[no-untyped-def]
+        async def body():
             for part in (b"one,", b"", b"two,", b"x" * 300_000):
                 yield part
 
@@ -197,12 +197,12 @@ def test_a_streamed_request_body_goes_up_chunked(run) -> None:  # type: ignore[n
     run(scenario())
 
 
-def test_a_failing_request_body_is_raised_and_the_connection_dropped(run) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_request_body_is_raised_and_the_connection_dropped(run) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()
 
     async def scenario() -> None:
-        async def body():  # type: ignore[no-untyped-def]
+        async def body():
             yield b"start"
             raise ValueError("client too slow")
 
@@ -214,7 +214,7 @@ def test_a_failing_request_body_is_raised_and_the_connection_dropped(run) -> Non
     run(scenario())
 
 
-def test_a_slow_reader_pauses_the_pod_instead_of_buffering_everything(run) -> None:  # type: ignore[no-untyped-def]
+def test_a_slow_reader_pauses_the_pod_instead_of_buffering_everything(run) -> None:
     total = 8 * HIGH_WATER
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -238,7 +238,7 @@ def test_a_slow_reader_pauses_the_pod_instead_of_buffering_everything(run) -> No
     run(scenario())
 
 
-def test_a_malformed_answer_or_a_close_mid_answer_is_an_upstream_error(run) -> None:  # type: ignore[no-untyped-def]
+def test_a_malformed_answer_or_a_close_mid_answer_is_an_upstream_error(run) -> None:
     answers = iter([b"SPDY/9 what\r\n\r\n", b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort"])
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -259,7 +259,7 @@ def test_a_malformed_answer_or_a_close_mid_answer_is_an_upstream_error(run) -> N
     run(scenario())
 
 
-def test_a_refused_connection_is_a_connect_error(run) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_connection_is_a_connect_error(run) -> None:
     async def scenario() -> None:
         server, pod = await serve(lambda r, w: asyncio.sleep(0))
         server.close()
@@ -270,7 +270,7 @@ def test_a_refused_connection_is_a_connect_error(run) -> None:  # type: ignore[n
     run(scenario())
 
 
-def test_a_stale_kept_alive_connection_is_retried_only_for_idempotent_requests(run) -> None:  # type: ignore[no-untyped-def]
+def test_a_stale_kept_alive_connection_is_retried_only_for_idempotent_requests(run) -> None:
     served: list[bytes] = []
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -298,7 +298,7 @@ def test_a_stale_kept_alive_connection_is_retried_only_for_idempotent_requests(r
     run(scenario())
 
 
-def test_idle_connections_older_than_the_keepalive_are_not_reused(run) -> None:  # type: ignore[no-untyped-def]
+def test_idle_connections_older_than_the_keepalive_are_not_reused(run) -> None:
     connections: list[asyncio.StreamWriter] = []
     handler = answer_ok_on_every_request(connections)
 
@@ -340,7 +340,7 @@ def endless(piece: bytes, sent: list[int], closed: asyncio.Event, start: bytes =
     ],
     ids=["endless-line", "many-headers", "huge-lines"],
 )
-def test_an_answer_head_past_the_header_limits_is_dropped_unread(run, piece: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_an_answer_head_past_the_header_limits_is_dropped_unread(run, piece: bytes) -> None:
     sent = [0]
 
     async def scenario() -> None:
@@ -357,7 +357,7 @@ def test_an_answer_head_past_the_header_limits_is_dropped_unread(run, piece: byt
     run(scenario())
 
 
-def test_endless_informational_answers_are_bounded_too(run) -> None:  # type: ignore[no-untyped-def]
+def test_endless_informational_answers_are_bounded_too(run) -> None:
     sent = [0]
 
     async def scenario() -> None:
@@ -371,7 +371,7 @@ def test_endless_informational_answers_are_bounded_too(run) -> None:  # type: ig
     run(scenario())
 
 
-def test_an_answer_head_within_the_limits_passes_with_its_body_in_the_same_read(run) -> None:  # type: ignore[no-untyped-def]
+def test_an_answer_head_within_the_limits_passes_with_its_body_in_the_same_read(run) -> None:
     headers = b"".join(b"x-h%d: %s\r\n" % (i, b"v" * 100) for i in range(90))  # ~10 KiB, 90 headers
     body = b"b" * 200_000
 
@@ -388,7 +388,7 @@ def test_an_answer_head_within_the_limits_passes_with_its_body_in_the_same_read(
     run(scenario())
 
 
-def test_a_client_that_leaves_before_the_answer_headers_frees_the_pod_connection_at_once(run) -> None:  # type: ignore[no-untyped-def]
+def test_a_client_that_leaves_before_the_answer_headers_frees_the_pod_connection_at_once(run) -> None:
     async def scenario() -> None:
         pod_saw_close = asyncio.Event()
 
@@ -411,7 +411,7 @@ def test_a_client_that_leaves_before_the_answer_headers_frees_the_pod_connection
     run(scenario())
 
 
-def test_the_client_is_watched_only_once_a_streamed_body_has_been_sent(run) -> None:  # type: ignore[no-untyped-def]
+def test_the_client_is_watched_only_once_a_streamed_body_has_been_sent(run) -> None:
     """While the body is still being read from the client, the body reader owns the client's messages."""
     watched_while_sending: list[bool] = []
 
@@ -423,7 +423,7 @@ def test_the_client_is_watched_only_once_a_streamed_body_has_been_sent(run) -> N
             await asyncio.sleep(0.3)
             writer.write(OK)
 
-        async def body():  # type: ignore[no-untyped-def]
+        async def body():
             nonlocal sending
             for _ in range(3):
                 yield b"chunk"
@@ -443,7 +443,7 @@ def test_the_client_is_watched_only_once_a_streamed_body_has_been_sent(run) -> N
     assert watched_while_sending == [False]
 
 
-def test_a_fast_answer_never_watches_the_client(run) -> None:  # type: ignore[no-untyped-def]
+def test_a_fast_answer_never_watches_the_client(run) -> None:
     calls: list[int] = []
 
     async def disconnected() -> None:

@@ -6,7 +6,7 @@ from gateway.auth.tokens import PLATFORM_ISSUER, platform_private_key, unverifie
 from tenants.services import tenant_suspend
 
 
-def test_issue_token_by_email_verifies_for_the_tenant(tenant, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_issue_token_by_email_verifies_for_the_tenant(tenant, capsys) -> None:
     call_command("issue_token", "OWNER@example.com", "--ttl", "60")
     token = capsys.readouterr().out.strip()
     assert unverified_kid(token) == "platform"
@@ -20,7 +20,7 @@ def test_issue_token_by_email_verifies_for_the_tenant(tenant, capsys) -> None:  
 
 
 @pytest.mark.django_db
-def test_issue_token_refuses_unknown_bad_ttl_and_suspended(tenant, actor) -> None:  # type: ignore[no-untyped-def]
+def test_issue_token_refuses_unknown_bad_ttl_and_suspended(tenant, actor) -> None:
     with pytest.raises(CommandError, match="no tenant"):
         call_command("issue_token", "nobody@example.com")
     with pytest.raises(CommandError, match="no tenant"):

@@ -19,7 +19,7 @@ from tenants.services import tenant_suspend
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_tier_or_status_change_reaches_a_running_gateway_within_a_second(gateway_settings, make_tenant, actor):  # type: ignore[no-untyped-def]
+def test_a_tier_or_status_change_reaches_a_running_gateway_within_a_second(gateway_settings, make_tenant, actor):
     tenant = make_tenant()
     pod = Upstream()
 
@@ -42,7 +42,7 @@ def test_a_tier_or_status_change_reaches_a_running_gateway_within_a_second(gatew
     run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
 
 
-def test_a_websocket_conversation_through_the_gateway(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_a_websocket_conversation_through_the_gateway(gateway_settings, make_tenant) -> None:
     tenant = make_tenant()
     seen_headers: dict[str, str] = {}
 
@@ -90,7 +90,7 @@ def test_a_websocket_conversation_through_the_gateway(gateway_settings, make_ten
     run(_with_gateway(gateway_settings, {}, scenario))
 
 
-def test_websocket_without_a_token_is_closed(gateway_settings) -> None:  # type: ignore[no-untyped-def]
+def test_websocket_without_a_token_is_closed(gateway_settings) -> None:
     async def scenario(gateway: Gateway) -> None:
         sent: list[dict[str, Any]] = []
         inbox = [{"type": "websocket.connect"}]
@@ -108,7 +108,7 @@ def test_websocket_without_a_token_is_closed(gateway_settings) -> None:  # type:
 
 
 @pytest.mark.parametrize("raw", [b"/internal/tenants", b"/%69nternal/tenants", b"/v1/../internal/tenants", b"/"])
-def test_a_websocket_to_any_path_but_the_realtime_api_is_closed_unforwarded(gateway_settings, make_tenant, raw) -> None:  # type: ignore[no-untyped-def]
+def test_a_websocket_to_any_path_but_the_realtime_api_is_closed_unforwarded(gateway_settings, make_tenant, raw) -> None:
     tenant = make_tenant()
     pod = Upstream()
 
@@ -129,7 +129,7 @@ def test_a_websocket_to_any_path_but_the_realtime_api_is_closed_unforwarded(gate
     run(_with_gateway(gateway_settings, {"B": [pod]}, scenario))
 
 
-def test_a_slow_healthy_stream_is_not_cut_by_the_header_or_idle_timeouts(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_a_slow_healthy_stream_is_not_cut_by_the_header_or_idle_timeouts(gateway_settings, make_tenant) -> None:
     tenant = make_tenant()
     gateway_settings.GATEWAY_RESPONSE_HEADER_TIMEOUT_SECONDS = 0.8
     gateway_settings.GATEWAY_IDLE_TIMEOUT_SECONDS = 0.8
@@ -154,7 +154,7 @@ def test_a_slow_healthy_stream_is_not_cut_by_the_header_or_idle_timeouts(gateway
     run(_with_gateway(gateway_settings, {}, scenario))
 
 
-def test_an_upstream_that_stalls_before_headers_is_504(gateway_settings, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_an_upstream_that_stalls_before_headers_is_504(gateway_settings, make_tenant) -> None:
     tenant = make_tenant()
     gateway_settings.GATEWAY_RESPONSE_HEADER_TIMEOUT_SECONDS = 0.3
 

@@ -169,7 +169,7 @@ def ordinary_loop(stream: Any) -> str:
 # -- streams, hot and cold ------------------------------------------------------------------------------------------
 
 
-def test_the_ordinary_stream_loop_works_on_a_cold_tenant_then_a_hot_one(stack: Stack, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_the_ordinary_stream_loop_works_on_a_cold_tenant_then_a_hot_one(stack: Stack, make_tenant) -> None:
     tenant = make_tenant()
     client = stack.client(token(tenant.id))
     raw = client.chat.completions.with_raw_response.create(model="percolate-reference", messages=MESSAGES, stream=True)
@@ -180,7 +180,7 @@ def test_the_ordinary_stream_loop_works_on_a_cold_tenant_then_a_hot_one(stack: S
     assert "I have 3 messages of ours on record" in hot  # the first exchange, and this message
 
 
-def test_a_blob_cold_start_reads_as_an_ordinary_stream(stack: Stack, make_tenant, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_blob_cold_start_reads_as_an_ordinary_stream(stack: Stack, make_tenant, settings) -> None:
     tenant = make_tenant()
     write_blob(stack, tenant.id, settings)
     client = stack.client(token(tenant.id))
@@ -192,7 +192,7 @@ def test_a_blob_cold_start_reads_as_an_ordinary_stream(stack: Stack, make_tenant
     assert "dog: Rex" in answer and "what is my dog called?" in answer
 
 
-def test_include_usage_ends_the_stream_with_a_usage_chunk_on_both_paths(stack: Stack, make_tenant, settings) -> None:  # type: ignore[no-untyped-def]
+def test_include_usage_ends_the_stream_with_a_usage_chunk_on_both_paths(stack: Stack, make_tenant, settings) -> None:
     hot, cold = make_tenant(), make_tenant()
     write_blob(stack, cold.id, settings)
     ordinary_loop(stack.client(token(hot.id)).chat.completions.create(model="m", messages=MESSAGES, stream=True))
@@ -209,7 +209,7 @@ def test_include_usage_ends_the_stream_with_a_usage_chunk_on_both_paths(stack: S
         assert last.usage.total_tokens == last.usage.prompt_tokens + last.usage.completion_tokens
 
 
-def test_non_streaming_completions_have_openais_shape(stack: Stack, make_tenant, settings) -> None:  # type: ignore[no-untyped-def]
+def test_non_streaming_completions_have_openais_shape(stack: Stack, make_tenant, settings) -> None:
     hot, cold = make_tenant(), make_tenant()
     write_blob(stack, cold.id, settings)
     client = stack.client(token(hot.id))
@@ -221,7 +221,7 @@ def test_non_streaming_completions_have_openais_shape(stack: Stack, make_tenant,
         assert completion.usage is not None and completion.usage.prompt_tokens == 4
 
 
-def test_the_async_client_streams_and_completes(stack: Stack, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_the_async_client_streams_and_completes(stack: Stack, make_tenant) -> None:
     tenant = make_tenant()
 
     async def scenario() -> tuple[str, str]:
@@ -237,7 +237,7 @@ def test_the_async_client_streams_and_completes(stack: Stack, make_tenant) -> No
     assert "Hi, I am Ada" in streamed and "Hi, I am Ada" in whole
 
 
-def test_models_lists_the_tiers_models(stack: Stack, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_models_lists_the_tiers_models(stack: Stack, make_tenant) -> None:
     models = stack.client(token(make_tenant().id)).models.list()
     assert [(m.id, m.object, m.owned_by) for m in models] == [("percolate-reference", "model", "percolate")]
 
@@ -245,14 +245,14 @@ def test_models_lists_the_tiers_models(stack: Stack, make_tenant) -> None:  # ty
 # -- errors ---------------------------------------------------------------------------------------------------------
 
 
-def test_a_missing_or_bad_token_is_an_authentication_error(stack: Stack, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_or_bad_token_is_an_authentication_error(stack: Stack, make_tenant) -> None:
     for bad in ("not-a-jwt", token(make_tenant().id)[:-4] + "AAAA"):
         with pytest.raises(openai.AuthenticationError) as info:
             stack.client(bad).chat.completions.create(model="m", messages=MESSAGES, stream=True)
         assert info.value.status_code == 401 and info.value.code == "unauthenticated"
 
 
-def test_a_suspended_tenant_is_a_permission_error(stack: Stack, make_tenant, actor) -> None:  # type: ignore[no-untyped-def]
+def test_a_suspended_tenant_is_a_permission_error(stack: Stack, make_tenant, actor) -> None:
     tenant = make_tenant()
     tenant_suspend(tenant_id=tenant.id, actor=actor)
     with pytest.raises(openai.PermissionDeniedError) as info:
@@ -260,7 +260,7 @@ def test_a_suspended_tenant_is_a_permission_error(stack: Stack, make_tenant, act
     assert info.value.status_code == 403 and "suspended" in info.value.message
 
 
-def test_rate_limits_are_rate_limit_errors_and_the_sdk_honours_retry_after(stack: Stack, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_rate_limits_are_rate_limit_errors_and_the_sdk_honours_retry_after(stack: Stack, make_tenant) -> None:
     tenant = make_tenant(tier=RATE_LIMITED_TIER)  # 60 a minute: a burst of 10, then one a second
     client = stack.client(token(tenant.id))
     client.models.list()
@@ -280,7 +280,7 @@ def test_rate_limits_are_rate_limit_errors_and_the_sdk_honours_retry_after(stack
     assert time.monotonic() - started >= 0.5
 
 
-def test_a_failure_after_the_stream_began_is_raised_as_an_api_error(stack: Stack, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_a_failure_after_the_stream_began_is_raised_as_an_api_error(stack: Stack, make_tenant) -> None:
     tenant = make_tenant(tier=DEAD_TIER)  # cold, no blob: it waits for a warm that cannot happen
     stream = stack.client(token(tenant.id)).chat.completions.create(model="m", messages=MESSAGES, stream=True)
     with pytest.raises(openai.APIError) as info:
@@ -306,7 +306,7 @@ def _raw(stack: Stack, method: str, target: str, bearer: str, body: bytes = b"")
         conn.close()
 
 
-def test_no_tenant_reaches_the_pods_internal_api_through_the_running_gateway(stack: Stack, make_tenant) -> None:  # type: ignore[no-untyped-def]
+def test_no_tenant_reaches_the_pods_internal_api_through_the_running_gateway(stack: Stack, make_tenant) -> None:
     attacker, victim = make_tenant(), make_tenant()
     victim_client = stack.client(token(victim.id))
     victim_client.chat.completions.create(model="m", messages=MESSAGES)  # the victim is hot on the shared pod

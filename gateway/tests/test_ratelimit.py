@@ -90,10 +90,10 @@ def test_concurrent_requests_of_one_tenant_share_a_refill_and_never_exceed_the_b
 class GatedScript:
     """The limiter's Redis script, held until the test opens the gate: shows who waits on the round trip."""
 
-    def __init__(self, script) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, script) -> None:
         self.script, self.gate, self.calls = script, asyncio.Event(), 0
 
-    async def __call__(self, **kwargs):  # type: ignore[no-untyped-def]
+    async def __call__(self, **kwargs):
         self.calls += 1
         await self.gate.wait()
         return await self.script(**kwargs)
