@@ -12,19 +12,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-PLATFORM = {
-    "accounts",
-    "archival",
-    "backups",
-    "billing",
-    "demo",
-    "gateway",
-    "k8s",
-    "moves",
-    "overview",
-    "percolate_platform",
-    "tenants",
-}
+# Every project package but the node and the pure-Python core it shares.
+PLATFORM = {p.name for p in REPO.iterdir() if (p / "__init__.py").is_file()} - {"tiernode", "core"}
 
 PROBE = r"""
 import importlib, json, pkgutil, sys
